@@ -1,0 +1,67 @@
+"""The ``finops`` command: one entry point, a subcommand per process or operator task.
+
+Each domain registers its own subcommands (``register(subparsers)``) so that this module stays a table
+of contents rather than a second home for their logic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from finops.config import ConfigError, FinopsConfig, load_config
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", default=None,
+                        help="path to finops.yaml (default: $FINOPS_CONFIG, else built-in defaults)")
+
+
+def config_from_args(args: argparse.Namespace) -> FinopsConfig:
+    return load_config(getattr(args, "config", None))
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    from finops.migrate import upgrade
+
+    config = config_from_args(args)
+    upgrade(config.database_url, args.revision)
+    print(f"database migrated to {args.revision}")
+    return 0
+
+
+def _register_migrate(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("migrate", help="create or upgrade the database schema (Alembic)")
+    add_config_argument(parser)
+    parser.add_argument("--revision", default="head", help="target revision (default: head)")
+    parser.set_defaults(handler=_cmd_migrate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from finops.sim.cli import register as register_sim
+
+    parser = argparse.ArgumentParser(prog="finops", description=__doc__.splitlines()[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _register_migrate(subparsers)
+    register_sim(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"finops: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""finops configuration: one YAML file, overridden by FINOPS_* environment variables.
+
+Environment overrides: ``FINOPS_DATABASE_URL`` sets ``database_url``; a double underscore walks into
+nested sections (``FINOPS_TAGGING__UNTAGGED=reject``, ``FINOPS_PROXY__MAX_BODY_BYTES=1048576``). Values
+are read as YAML scalars or flow collections, so ``FINOPS_BACKENDS='[{name: a, url: ..., models: [m]}]'``
+also works.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_DATABASE_URL = "sqlite:///finops.db"
+ENV_PREFIX = "FINOPS_"
+# Environment variables that name where the config is, not what it holds.
+_NOT_OVERRIDES = {"FINOPS_CONFIG"}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used, with a message that says which key and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackendConfig(_Strict):
+    name: str = Field(min_length=1, max_length=128)
+    url: str
+    models: list[str] = Field(min_length=1)
+    gpus: Decimal = Field(default=Decimal(1), gt=0)
+    usd_per_gpu_hour: Decimal = Field(default=Decimal(0), ge=0)
+    # Sent upstream as ``Authorization: Bearer`` (vLLM's --api-key); never logged.
+    api_key: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"backend url must start with http:// or https://, got {url!r}")
+        return url.rstrip("/")
+
+    @property
+    def api_base(self) -> str:
+        """The OpenAI API root of this backend: vLLM serves it under /v1."""
+        return self.url if self.url.endswith("/v1") else self.url + "/v1"
+
+
+class PriceConfig(_Strict):
+    """USD per million tokens, in force from ``effective_from`` (the start of time when absent)."""
+
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+    # Prompt tokens served from the prefix cache; priced as input when not given.
+    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+    effective_from: datetime | None = None
+
+    @field_validator("effective_from", mode="before")
+    @classmethod
+    def _as_utc(cls, value: Any) -> Any:
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class TaggingConfig(_Strict):
+    # reject: an untagged call gets a 400 naming the missing tag.
+    # unallocated: it is served and recorded under the tag value "unallocated".
+    untagged: Literal["reject", "unallocated"] = "unallocated"
+    required: list[Literal["team", "feature"]] = ["team", "feature"]
+
+
+class AuthConfig(_Strict):
+    # When true every proxied call needs a valid ``Authorization: Bearer`` key made by `finops keys`.
+    require_api_key: bool = False
+
+
+class ProxyConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    # No byte from the backend for this long: 504. Applies to the first byte and between chunks.
+    read_timeout_s: float = Field(default=600.0, gt=0)
+    # A backend that refused a connection is skipped for this long.
+    backend_cooldown_s: float = Field(default=5.0, ge=0)
+    max_connections_per_backend: int = Field(default=1024, gt=0)
+    # Seconds between reloads of API keys and prices from the database.
+    refresh_interval_s: float = Field(default=10.0, gt=0)
+
+
+class LedgerConfig(_Strict):
+    batch_size: int = Field(default=2000, gt=0)
+    flush_interval_ms: int = Field(default=100, gt=0)
+    spool_dir: str = "finops-spool"
+    # Seconds between attempts to replay spooled batches while the database is away.
+    replay_interval_s: float = Field(default=2.0, gt=0)
+
+
+class FinopsConfig(_Strict):
+    database_url: str = DEFAULT_DATABASE_URL
+    # Keys API keys' hashes. Empty: a random secret is generated once and kept in the database.
+    secret_key: str | None = None
+    backends: list[BackendConfig] = []
+    prices: dict[str, PriceConfig | list[PriceConfig]] = {}
+    tagging: TaggingConfig = TaggingConfig()
+    auth: AuthConfig = AuthConfig()
+    proxy: ProxyConfig = ProxyConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _unique_backend_names(self) -> FinopsConfig:
+        names = [b.name for b in self.backends]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"backend names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def price_entries(self) -> list[tuple[str, PriceConfig]]:
+        """Every (model, price) pair of the price book, a single price or a dated list alike."""
+        pairs: list[tuple[str, PriceConfig]] = []
+        for model, prices in self.prices.items():
+            for price in prices if isinstance(prices, list) else [prices]:
+                pairs.append((model, price))
+        return pairs
+
+    def models(self) -> list[str]:
+        """The union of the backends' models, in the order first seen."""
+        seen: dict[str, None] = {}
+        for backend in self.backends:
+            for model in backend.models:
+                seen.setdefault(model, None)
+        return list(seen)
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """Return ``data`` with every ``FINOPS_*`` variable laid over it (the file is not changed)."""
+    merged: dict[str, Any] = dict(data)
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name in _NOT_OVERRIDES:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        node = merged
+        for key in path[:-1]:
+            child = node.get(key)
+            child = dict(child) if isinstance(child, dict) else {}
+            node[key] = child
+            node = child
+        # A URL or a secret must stay a string even when YAML would read it as something else.
+        node[path[-1]] = raw if path[-1] in {"database_url", "secret_key", "url"} else _parse_env_value(raw)
+    return merged
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for problem in error.errors():
+        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        lines.append(f"  {where}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> FinopsConfig:
+    """Read ``path`` (or ``$FINOPS_CONFIG``; no file at all means defaults) and apply env overrides."""
+    environ = os.environ if environ is None else environ
+    path = path if path is not None else environ.get("FINOPS_CONFIG")
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        data = loaded
+    data = apply_env_overrides(data, environ)
+    try:
+        return FinopsConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from exc
