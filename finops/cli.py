@@ -40,19 +40,40 @@ def _register_migrate(subparsers: argparse._SubParsersAction[argparse.ArgumentPa
     parser.set_defaults(handler=_cmd_migrate)
 
 
+def _cmd_proxy(args: argparse.Namespace) -> int:
+    from finops.proxy.server import run_proxy
+
+    config = config_from_args(args)
+    return run_proxy(config, args.host, args.port)
+
+
+def _register_proxy(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("proxy", help="run the OpenAI-compatible proxy in front of the backends")
+    add_config_argument(parser)
+    parser.add_argument("--host", default=None, help="address to listen on (default: proxy.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port to listen on (default: proxy.port, 8080)")
+    parser.set_defaults(handler=_cmd_proxy)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from finops.keys.cli import register as register_keys
     from finops.sim.cli import register as register_sim
 
     parser = argparse.ArgumentParser(prog="finops", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_migrate(subparsers)
+    _register_proxy(subparsers)
+    register_keys(subparsers)
     register_sim(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from finops.logs import setup_logging
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging()
     handler: Handler = args.handler
     try:
         return handler(args)

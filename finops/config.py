@@ -20,8 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DEFAULT_DATABASE_URL = "sqlite:///finops.db"
 ENV_PREFIX = "FINOPS_"
-# Environment variables that name where the config is, not what it holds.
-_NOT_OVERRIDES = {"FINOPS_CONFIG"}
 
 
 class ConfigError(ValueError):
@@ -155,10 +153,11 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dic
     """Return ``data`` with every ``FINOPS_*`` variable laid over it (the file is not changed)."""
     merged: dict[str, Any] = dict(data)
     for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name in _NOT_OVERRIDES:
+        if not name.startswith(ENV_PREFIX):
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__") if part]
-        if not path:
+        # Only keys of the config: FINOPS_CONFIG, FINOPS_LOG_LEVEL and the like are not overrides.
+        if not path or path[0] not in FinopsConfig.model_fields:
             continue
         node = merged
         for key in path[:-1]:

@@ -1,0 +1,71 @@
+"""The usage record: what the proxy knows about one call, handed to the ledger writer."""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """One row of ``token_ledger``; field names are its column names."""
+
+    request_id: str
+    trace_id: str
+    started_at: datetime
+    ended_at: datetime
+    team: str
+    feature: str
+    model: str
+    requested_model: str
+    backend: str | None
+    stage: str | None
+    endpoint: str
+    streamed: bool
+    status_code: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    tokens_estimated: bool
+    ttft_ms: float | None
+    itl_ms: float | None
+    latency_ms: float
+    prompt_cost_nusd: int
+    completion_cost_nusd: int
+    cost_nusd: int
+    priced: bool
+    api_key_id: str | None
+    finish_reason: str | None
+    error_type: str | None
+    client_disconnected: bool
+    body_sha256: str | None
+    retry_of: str | None
+
+
+COLUMNS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(UsageRecord))
+_TIME_FIELDS = ("started_at", "ended_at")
+
+
+def record_to_json(record: UsageRecord) -> bytes:
+    return orjson.dumps(record)
+
+
+def record_from_json(data: bytes | str) -> UsageRecord:
+    values: dict[str, Any] = orjson.loads(data)
+    for name in _TIME_FIELDS:
+        values[name] = datetime.fromisoformat(values[name])
+    return UsageRecord(**values)
+
+
+_as_tuple = operator.attrgetter(*COLUMNS)
+
+
+def record_as_tuple(record: UsageRecord) -> tuple[Any, ...]:
+    """Values in COLUMNS order (attrgetter: astuple deep-copies and is far slower)."""
+    values: tuple[Any, ...] = _as_tuple(record)
+    return values

@@ -1,0 +1,446 @@
+"""One proxied call, from the client's bytes to the backend and back, and its usage record."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import orjson
+
+from finops.ledger.record import UsageRecord
+from finops.pricing.book import CallCost, nusd_to_usd_string
+from finops.proxy import errors
+from finops.proxy.errors import ProxyError
+from finops.proxy.requests import CHAT, EMBEDDINGS, ParsedRequest, parse_request, upstream_body
+from finops.proxy.routing import Backend
+from finops.proxy.sse import StreamTracker
+from finops.proxy.state import ProxyState
+from finops.proxy.tags import KeyDefaults, Tags, resolve_tags
+from finops.tokens.counting import content_text, count_chat_prompt, count_prompt_input, count_text
+
+log = logging.getLogger("finops.proxy")
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+FINOPS_KEY_PREFIX = "fo-"
+# Headers never forwarded upstream: hop-by-hop, recomputed, or ours.
+_DROP_UPSTREAM = frozenset({
+    "host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade",
+    "proxy-authorization", "proxy-connection", "accept-encoding", "authorization", "expect",
+})
+# Headers of the backend's response not relayed: hop-by-hop or rewritten by our server.
+_DROP_DOWNSTREAM = frozenset({
+    "content-length", "transfer-encoding", "connection", "keep-alive", "date", "server",
+})
+STATUS_CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the answer ended"
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    estimated: bool
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def usage_from(data: Any) -> Usage | None:
+    if not isinstance(data, dict):
+        return None
+    prompt = data.get("prompt_tokens")
+    if not isinstance(prompt, int):
+        return None
+    details = data.get("prompt_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    return Usage(_int(prompt), _int(data.get("completion_tokens")), cached, estimated=False)
+
+
+def estimate_prompt_tokens(request: ParsedRequest) -> int:
+    payload = request.payload
+    if request.endpoint == CHAT:
+        return count_chat_prompt(payload.get("messages") or [])
+    if request.endpoint == EMBEDDINGS:
+        return count_prompt_input(payload.get("input"))
+    return count_prompt_input(payload.get("prompt"))
+
+
+def response_text(data: Any) -> str:
+    """The generated text of a non-streamed response, for counting when it came without usage."""
+    parts: list[str] = []
+    if isinstance(data, dict):
+        for choice in data.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            message = choice.get("message")
+            if isinstance(message, dict):
+                parts.append(content_text(message.get("content")))
+                if message.get("tool_calls"):
+                    parts.append(orjson.dumps(message["tool_calls"]).decode())
+            elif isinstance(choice.get("text"), str):
+                parts.append(choice["text"])
+    return "".join(parts)
+
+
+class CallHandler:
+    def __init__(self, state: ProxyState, session: aiohttp.ClientSession) -> None:
+        self.state = state
+        self.session = session
+        proxy = state.config.proxy
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=proxy.connect_timeout_s,
+                                              sock_read=proxy.read_timeout_s)
+        self._read_timeout_s = proxy.read_timeout_s
+        self._reject_untagged = state.config.tagging.untagged == "reject"
+        self._required_tags = tuple(state.config.tagging.required)
+        self._max_body = proxy.max_body_bytes
+
+    # -- reading and checking ---------------------------------------------------------------------
+    async def _read_body(self, scope: MutableMapping[str, Any], receive: Receive) -> bytes:
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    raise errors.bad_request("invalid Content-Length header", code="invalid_request") from None
+                if declared > self._max_body:
+                    raise errors.body_too_large(self._max_body)
+                break
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise errors.bad_request("the client disconnected while sending the request")
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > self._max_body:
+                    raise errors.body_too_large(self._max_body)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _authenticate(self, headers: dict[str, str]) -> tuple[KeyDefaults | None, str | None]:
+        """The finops key that made the call, and the Authorization value to forward (a backend's own key)."""
+        authorization = headers.get("authorization")
+        token = None
+        if authorization:
+            scheme, _, token = authorization.partition(" ")
+            if scheme.lower() != "bearer":
+                token = None
+            token = token.strip() if token else None
+        require = self.state.config.auth.require_api_key
+        if token and (require or token.startswith(FINOPS_KEY_PREFIX)):
+            key = self.state.keys.lookup(token)
+            if key is None:
+                raise errors.invalid_api_key("invalid or revoked API key")
+            return key, None
+        if require:
+            raise errors.invalid_api_key("an API key is required: send 'Authorization: Bearer <key>'")
+        # Not ours (a placeholder like "EMPTY", or the backend's own key): pass it through untouched.
+        return None, authorization
+
+    # -- the call ---------------------------------------------------------------------------------
+    async def handle(self, endpoint: str, scope: MutableMapping[str, Any], receive: Receive, send: Send,
+                     request_id: str) -> None:
+        started_wall = time.time()
+        started = time.perf_counter()
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        body = await self._read_body(scope, receive)
+        key, client_authorization = self._authenticate(headers)
+        request = parse_request(endpoint, body)
+        router = self.state.router
+        if not router.serves(request.model):
+            raise errors.model_not_found(request.model)
+        tags = resolve_tags(headers, request.metadata, key, reject_untagged=self._reject_untagged,
+                            required=self._required_tags)
+        forward = upstream_body(request, body)
+        up_headers = {name: value for name, value in headers.items()
+                      if name not in _DROP_UPSTREAM and not name.startswith("x-finops-")}
+        call = Call(self, request, tags, key, request_id, started_wall, started, forward)
+        await call.run(send, receive, up_headers, client_authorization)
+
+
+class Call:
+    """The life of one call after it passed the checks: route, relay, record."""
+
+    def __init__(self, handler: CallHandler, request: ParsedRequest, tags: Tags, key: KeyDefaults | None,
+                 request_id: str, started_wall: float, started: float, forward: bytes) -> None:
+        self.handler = handler
+        self.state = handler.state
+        self.request = request
+        self.tags = tags
+        self.key = key
+        self.request_id = request_id
+        self.started_wall = started_wall
+        self.started = started
+        self.forward = forward
+        self.backend: Backend | None = None
+        self.served_model = request.model
+
+    async def run(self, send: Send, receive: Receive, up_headers: dict[str, str],
+                  client_authorization: str | None) -> None:
+        response = await self._connect(up_headers, client_authorization)
+        if response is None:
+            return  # already answered and recorded
+        backend = self.backend
+        assert backend is not None
+        try:
+            if self.request.stream and response.status == 200:
+                await self._relay_stream(response, send, receive)
+            else:
+                await self._relay_whole(response, send)
+        finally:
+            backend.in_flight -= 1
+            response.release()
+
+    async def _connect(self, up_headers: dict[str, str],
+                       client_authorization: str | None) -> aiohttp.ClientResponse | None:
+        router = self.state.router
+        path = "/" + self.request.endpoint.replace(".", "/")
+        for backend in router.candidates(self.request.model):
+            headers = dict(up_headers)
+            headers["content-type"] = "application/json"
+            if backend.config.api_key:
+                headers["authorization"] = f"Bearer {backend.config.api_key}"
+            elif client_authorization:
+                headers["authorization"] = client_authorization
+            backend.in_flight += 1
+            self.backend = backend
+            try:
+                response = await self.handler.session.post(backend.api_base + path, data=self.forward,
+                                                           headers=headers, timeout=self.handler._timeout)
+            except aiohttp.ClientConnectorError:
+                backend.in_flight -= 1
+                router.mark_down(backend)
+                log.warning("backend %s refused the connection; skipping it for %.0f s", backend.name,
+                            self.state.config.proxy.backend_cooldown_s)
+                continue
+            except (TimeoutError, aiohttp.ServerTimeoutError):
+                backend.in_flight -= 1
+                self._fail_before_response(errors.upstream_timeout(self.handler._read_timeout_s),
+                                           "upstream_timeout")
+                raise errors.upstream_timeout(self.handler._read_timeout_s) from None
+            except aiohttp.ClientError as exc:
+                backend.in_flight -= 1
+                self._fail_before_response(errors.upstream_failed(type(exc).__name__), "upstream_disconnected")
+                raise errors.upstream_failed(f"{type(exc).__name__} before any response") from None
+            router.mark_up(backend)
+            return response
+        error = errors.upstream_unreachable(self.request.model)
+        self._fail_before_response(error, "upstream_unreachable")
+        raise error
+
+    def _fail_before_response(self, error: ProxyError, error_type: str) -> None:
+        """Record a call that reached routing but got no answer from any backend."""
+        self._submit(error.status, Usage(0, 0, 0, estimated=False), error_type=error_type)
+
+    # -- non-streamed -----------------------------------------------------------------------------
+    async def _relay_whole(self, response: aiohttp.ClientResponse, send: Send) -> None:
+        try:
+            body = await response.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            self._submit(504, Usage(0, 0, 0, False), error_type="upstream_timeout")
+            raise errors.upstream_timeout(self.handler._read_timeout_s) from None
+        except aiohttp.ClientError as exc:
+            self._submit(502, Usage(0, 0, 0, False), error_type="upstream_disconnected")
+            raise errors.upstream_failed(f"{type(exc).__name__} while reading the response") from None
+        status = response.status
+        usage: Usage | None = None
+        finish_reason = None
+        error_type = None
+        if status == 200:
+            data = _loads(body)
+            if isinstance(data, dict):
+                if isinstance(data.get("model"), str):
+                    self.served_model = data["model"]
+                usage = usage_from(data.get("usage"))
+                choices = data.get("choices")
+                if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+                    reason = choices[0].get("finish_reason")
+                    finish_reason = reason[:32] if isinstance(reason, str) else None
+            if usage is None:
+                usage = await asyncio.to_thread(self._estimate, response_text(data))
+        else:
+            error_type = "upstream_error"
+            usage = Usage(0, 0, 0, estimated=False)
+        cost = self._cost(usage)
+        out_headers = _relayed_headers(response)
+        out_headers.append((b"content-length", str(len(body)).encode()))
+        out_headers.append((b"x-finops-request-id", self.request_id.encode()))
+        out_headers.append((b"x-finops-cost-usd", nusd_to_usd_string(cost.cost_nusd).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": out_headers})
+        await send({"type": "http.response.body", "body": body})
+        self._submit(status, usage, cost=cost, finish_reason=finish_reason, error_type=error_type)
+
+    # -- streamed ---------------------------------------------------------------------------------
+    async def _relay_stream(self, response: aiohttp.ClientResponse, send: Send, receive: Receive) -> None:
+        tracker = StreamTracker(strip_usage=not self.request.wants_stream_usage)
+        out_headers = _relayed_headers(response)
+        out_headers.append((b"x-finops-request-id", self.request_id.encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": out_headers})
+        # The server tells us the client left only through receive(); watch it beside the relay.
+        watcher = asyncio.ensure_future(receive())
+        disconnected = False
+        failure: tuple[int, str, ProxyError] | None = None
+        try:
+            async for chunk in response.content.iter_any():
+                relay = tracker.feed(chunk, time.perf_counter())
+                if watcher.done():
+                    disconnected = True
+                    break
+                if relay:
+                    await send({"type": "http.response.body", "body": relay, "more_body": True})
+            else:
+                tail = tracker.flush()
+                if tail:
+                    await send({"type": "http.response.body", "body": tail, "more_body": True})
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            error = errors.upstream_timeout(self.handler._read_timeout_s)
+            failure = (504, "upstream_timeout", error)
+        except aiohttp.ClientError as exc:
+            error = errors.upstream_failed(f"the stream broke off ({type(exc).__name__})")
+            failure = (502, "upstream_disconnected", error)
+        finally:
+            if not watcher.done():
+                watcher.cancel()
+        ended = time.perf_counter()
+        if disconnected:
+            response.close()  # closing the upstream connection makes vLLM abort the generation
+        elif failure is not None:
+            # Headers are gone already; tell an OpenAI client the way vLLM does, with an error event.
+            await send({"type": "http.response.body", "body": b"data: " + failure[2].body() + b"\n\n",
+                        "more_body": False})
+        else:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if tracker.model:
+            self.served_model = tracker.model
+        usage = usage_from(tracker.usage)
+        ttft_ms = (tracker.first_token_at - self.started) * 1000 if tracker.first_token_at else None
+        if disconnected:
+            status, error_type = STATUS_CLIENT_CLOSED, "client_disconnected"
+        elif failure is not None:
+            status, error_type = failure[0], failure[1]
+        else:
+            status, error_type = 200, None
+        self._submit_stream(status, usage, tracker, ttft_ms, ended, error_type, disconnected)
+
+    def _submit_stream(self, status: int, usage: Usage | None, tracker: StreamTracker, ttft_ms: float | None,
+                       ended: float, error_type: str | None, disconnected: bool) -> None:
+        def itl_ms(completion_tokens: int) -> float | None:
+            first, last = tracker.first_token_at, tracker.last_token_at
+            if first is None or last is None or completion_tokens < 2:
+                return None
+            return (last - first) * 1000 / (completion_tokens - 1)
+
+        if usage is not None:
+            self._submit(status, usage, ttft_ms=ttft_ms, itl_ms=itl_ms(usage.completion_tokens), ended=ended,
+                         finish_reason=tracker.finish_reason, error_type=error_type, disconnected=disconnected)
+            return
+
+        def finish() -> UsageRecord:
+            # Runs on the ledger writer's thread: tiktoken stays off the event loop.
+            estimated = self._estimate(tracker.generated_text())
+            return self._record(status, estimated, self._cost(estimated), ttft_ms=ttft_ms,
+                                itl_ms=itl_ms(estimated.completion_tokens), ended=ended,
+                                finish_reason=tracker.finish_reason, error_type=error_type,
+                                disconnected=disconnected)
+
+        self.state.writer.submit(_safe(finish, lambda: self._record(
+            status, Usage(0, 0, 0, True), self._cost(Usage(0, 0, 0, True)), ttft_ms=ttft_ms, itl_ms=None,
+            ended=ended, finish_reason=tracker.finish_reason, error_type=error_type, disconnected=disconnected)))
+
+    # -- records ----------------------------------------------------------------------------------
+    def _estimate(self, generated: str) -> Usage:
+        prompt = estimate_prompt_tokens(self.request)
+        completion = 0 if self.request.endpoint == EMBEDDINGS else count_text(generated)
+        return Usage(prompt, completion, 0, estimated=True)
+
+    def _cost(self, usage: Usage) -> CallCost:
+        prices = self.state.prices
+        model = self.served_model if self.served_model in prices else self.request.model
+        return prices.cost(model, datetime.fromtimestamp(self.started_wall, UTC), usage.prompt_tokens,
+                           usage.completion_tokens, usage.cached_tokens)
+
+    def _submit(self, status: int, usage: Usage, *, cost: CallCost | None = None, ttft_ms: float | None = None,
+                itl_ms: float | None = None, ended: float | None = None, finish_reason: str | None = None,
+                error_type: str | None = None, disconnected: bool = False) -> None:
+        record = self._record(status, usage, cost or self._cost(usage), ttft_ms=ttft_ms, itl_ms=itl_ms,
+                              ended=ended, finish_reason=finish_reason, error_type=error_type,
+                              disconnected=disconnected)
+        self.state.writer.submit(record)
+
+    def _record(self, status: int, usage: Usage, cost: CallCost, *, ttft_ms: float | None, itl_ms: float | None,
+                ended: float | None, finish_reason: str | None, error_type: str | None,
+                disconnected: bool) -> UsageRecord:
+        ended = ended if ended is not None else time.perf_counter()
+        latency_s = ended - self.started
+        started_at = datetime.fromtimestamp(self.started_wall, UTC)
+        tags = self.tags
+        return UsageRecord(
+            request_id=self.request_id,
+            trace_id=tags.trace_id or self.request_id,
+            started_at=started_at,
+            ended_at=started_at + timedelta(seconds=latency_s),
+            team=tags.team,
+            feature=tags.feature,
+            model=self.served_model,
+            requested_model=self.request.model,
+            backend=self.backend.name if self.backend else None,
+            stage=tags.stage,
+            endpoint=self.request.endpoint,
+            streamed=self.request.stream,
+            status_code=status,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            tokens_estimated=usage.estimated,
+            ttft_ms=ttft_ms,
+            itl_ms=itl_ms,
+            latency_ms=latency_s * 1000,
+            prompt_cost_nusd=cost.prompt_cost_nusd,
+            completion_cost_nusd=cost.completion_cost_nusd,
+            cost_nusd=cost.cost_nusd,
+            priced=cost.priced,
+            api_key_id=self.key.key_id if self.key else None,
+            finish_reason=finish_reason,
+            error_type=error_type,
+            client_disconnected=disconnected,
+            body_sha256=hashlib.sha256(self.forward).hexdigest(),
+            retry_of=tags.retry_of,
+        )
+
+
+def _safe(make: Callable[[], UsageRecord], fallback: Callable[[], UsageRecord]) -> Callable[[], UsageRecord]:
+    """A deferred record that never raises: a counting failure must not lose the row."""
+    def run() -> UsageRecord:
+        try:
+            return make()
+        except Exception:
+            log.exception("token counting failed; recording the call with zero estimated tokens")
+            return fallback()
+    return run
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _relayed_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
+    return [(name.lower(), value) for name, value in response.raw_headers
+            if name.lower().decode("latin-1") not in _DROP_DOWNSTREAM]

@@ -1,0 +1,66 @@
+"""Prometheus metrics of the proxy, updated from the ledger writer's thread, off the request path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from finops.ledger.record import UsageRecord
+
+# Time to first token spans from tens of milliseconds to minutes under load.
+TTFT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+ITL_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
+LATENCY_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+LABELS = ("model", "team", "feature")
+
+
+class ProxyMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("finops_requests_total", "Proxied calls recorded in the ledger",
+                                [*LABELS, "endpoint", "status"], registry=r)
+        self.tokens = Counter("finops_tokens_total", "Tokens of proxied calls", [*LABELS, "kind"], registry=r)
+        self.cost = Counter("finops_cost_usd_total", "Token cost of proxied calls in USD", LABELS, registry=r)
+        self.estimated = Counter("finops_estimated_usage_total",
+                                 "Calls whose tokens were counted by the proxy (no usage from the backend)",
+                                 LABELS, registry=r)
+        self.ttft = Histogram("finops_time_to_first_token_seconds", "Time to first token of streamed calls",
+                              LABELS, buckets=TTFT_BUCKETS_S, registry=r)
+        self.itl = Histogram("finops_inter_token_latency_seconds", "Mean inter-token latency of streamed calls",
+                             LABELS, buckets=ITL_BUCKETS_S, registry=r)
+        self.latency = Histogram("finops_request_duration_seconds", "Total latency of proxied calls",
+                                 LABELS, buckets=LATENCY_BUCKETS_S, registry=r)
+        self.errors = Counter("finops_proxy_errors_total",
+                              "Calls the proxy itself answered with an error (bad input, tags, keys, backends away)",
+                              ["code"], registry=r)
+        self.queue_depth = Gauge("finops_ledger_queue_records", "Usage records waiting for the ledger writer",
+                                 registry=r)
+        self.spooled = Gauge("finops_ledger_spooled_records",
+                             "Usage records written to the local spool since start (database away)",
+                             registry=r)
+        self.database_up = Gauge("finops_ledger_database_up", "1 while the ledger database takes writes",
+                                 registry=r)
+        self.in_flight = Gauge("finops_backend_in_flight", "Calls in flight per backend", ["backend"], registry=r)
+
+    def observe(self, records: Sequence[UsageRecord]) -> None:
+        for rec in records:
+            labels = (rec.model, rec.team, rec.feature)
+            self.requests.labels(*labels, rec.endpoint, str(rec.status_code)).inc()
+            if rec.prompt_tokens:
+                self.tokens.labels(*labels, "prompt").inc(rec.prompt_tokens)
+            if rec.completion_tokens:
+                self.tokens.labels(*labels, "completion").inc(rec.completion_tokens)
+            if rec.cost_nusd:
+                self.cost.labels(*labels).inc(rec.cost_nusd / 1e9)
+            if rec.tokens_estimated:
+                self.estimated.labels(*labels).inc()
+            if rec.ttft_ms is not None:
+                self.ttft.labels(*labels).observe(rec.ttft_ms / 1000.0)
+            if rec.itl_ms is not None:
+                self.itl.labels(*labels).observe(rec.itl_ms / 1000.0)
+            self.latency.labels(*labels).observe(rec.latency_ms / 1000.0)
+
+    def bind_in_flight(self, backend: str, read: Callable[[], float]) -> None:
+        self.in_flight.labels(backend).set_function(read)

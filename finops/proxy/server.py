@@ -1,0 +1,31 @@
+"""Runs the proxy under uvicorn (uvloop + httptools) with an orderly shutdown.
+
+On SIGTERM or SIGINT uvicorn stops accepting, lets in-flight calls (streams included) finish, then runs
+the lifespan shutdown, which writes out the ledger queue (to the database, or to the spool).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from finops.config import FinopsConfig
+from finops.proxy.app import ProxyApp
+
+
+def uvicorn_config(app: object, host: str, port: int, graceful_s: float | None = None) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
+                          log_level="warning", access_log=False, timeout_graceful_shutdown=graceful_s,
+                          timeout_keep_alive=75, backlog=4096)
+
+
+def run_proxy(config: FinopsConfig, host: str | None = None, port: int | None = None) -> int:
+    host = host or config.proxy.host
+    port = config.proxy.port if port is None else port
+    app = ProxyApp(config)
+    server = uvicorn.Server(uvicorn_config(app, host, port))
+    logging.getLogger("finops").info("finops proxy listening on http://%s:%d/v1 (%d backends, models: %s)",
+                                     host, port, len(config.backends), ", ".join(config.models()) or "none")
+    server.run()
+    return 0
