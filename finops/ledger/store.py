@@ -24,7 +24,7 @@ def _insert_postgres(engine: Engine, records: Sequence[UsageRecord]) -> int:
     try:
         conn = raw.driver_connection
         assert conn is not None
-        with conn.cursor() as cur:  # type: ignore[attr-defined]
+        with conn.cursor() as cur:
             cur.execute(
                 f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} ON COMMIT DELETE ROWS AS "
                 f"SELECT {_COLUMN_LIST} FROM token_ledger WITH NO DATA"
@@ -37,7 +37,7 @@ def _insert_postgres(engine: Engine, records: Sequence[UsageRecord]) -> int:
                 "ON CONFLICT (request_id) DO NOTHING"
             )
             inserted: int = cur.rowcount
-        conn.commit()  # type: ignore[attr-defined]
+        conn.commit()
         return inserted
     except BaseException:
         raw.invalidate()  # a half-done COPY leaves the connection unusable; never return it to the pool

@@ -6,18 +6,20 @@ existing error handling keeps working behind the proxy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import orjson
 
 
-@dataclass(frozen=True, slots=True)
 class ProxyError(Exception):
-    status: int
-    message: str
-    type: str = "invalid_request_error"
-    code: str | None = None
-    param: str | None = None
+    """An answer the proxy gives itself. (Not a frozen dataclass: raising sets __traceback__.)"""
+
+    def __init__(self, status: int, message: str, type: str = "invalid_request_error",  # noqa: A002
+                 code: str | None = None, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
 
     def body(self) -> bytes:
         return orjson.dumps(

@@ -6,7 +6,10 @@ the lifespan shutdown, which writes out the ledger queue (to the database, or to
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+from collections.abc import Generator
 
 import uvicorn
 
@@ -20,11 +23,28 @@ def uvicorn_config(app: object, host: str, port: int, graceful_s: float | None =
                           timeout_keep_alive=75, backlog=4096)
 
 
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, but a clean drain after SIGTERM exits 0.
+
+    uvicorn re-raises the signal once it has shut down, so the process would end "killed by SIGTERM"
+    even though every call finished and the ledger was flushed; supervisors read that as a crash.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def run_proxy(config: FinopsConfig, host: str | None = None, port: int | None = None) -> int:
     host = host or config.proxy.host
     port = config.proxy.port if port is None else port
     app = ProxyApp(config)
-    server = uvicorn.Server(uvicorn_config(app, host, port))
+    server = GracefulServer(uvicorn_config(app, host, port))
     logging.getLogger("finops").info("finops proxy listening on http://%s:%d/v1 (%d backends, models: %s)",
                                      host, port, len(config.backends), ", ".join(config.models()) or "none")
     server.run()
