@@ -16,8 +16,12 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", default=None,
-                        help="path to finops.yaml (default: $FINOPS_CONFIG, else built-in defaults)")
+    parser.add_argument(
+        "--config",
+        "-c",
+        default=None,
+        help="path to finops.yaml (default: $FINOPS_CONFIG, else built-in defaults)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> FinopsConfig:
@@ -51,8 +55,28 @@ def _register_proxy(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
     parser = subparsers.add_parser("proxy", help="run the OpenAI-compatible proxy in front of the backends")
     add_config_argument(parser)
     parser.add_argument("--host", default=None, help="address to listen on (default: proxy.host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=None, help="port to listen on (default: proxy.port, 8080)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="port to listen on (default: proxy.port, 8080)"
+    )
     parser.set_defaults(handler=_cmd_proxy)
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from finops.up import run_up
+
+    return run_up(args.config, args.demo, args.port)
+
+
+def _register_up(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("up", help="run every finops process in one command (embedded default)")
+    add_config_argument(parser)
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="also start a simulated vLLM fleet, with a config written to ./finops-demo/",
+    )
+    parser.add_argument("--port", type=int, default=8080, help="proxy port (default: 8080)")
+    parser.set_defaults(handler=_cmd_up)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _register_migrate(subparsers)
     _register_proxy(subparsers)
+    _register_up(subparsers)
     register_keys(subparsers)
     register_sim(subparsers)
     return parser

@@ -178,7 +178,9 @@ def _format_validation_error(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def load_config(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> FinopsConfig:
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> FinopsConfig:
     """Read ``path`` (or ``$FINOPS_CONFIG``; no file at all means defaults) and apply env overrides."""
     environ = os.environ if environ is None else environ
     path = path if path is not None else environ.get("FINOPS_CONFIG")

@@ -11,3 +11,6 @@ def setup_logging(level: str | None = None) -> None:
         level=(level or os.environ.get("FINOPS_LOG_LEVEL") or "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic narrates every plugin it loads at INFO; operators need only its warnings.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -27,11 +27,14 @@ def ensure_database(database_url: str) -> bool:
     url = make_url(database_url)
     if url.get_backend_name() != "postgresql" or not url.database:
         return False
-    admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False),
-                        isolation_level="AUTOCOMMIT")
+    admin = make_engine(
+        url.set(database="postgres").render_as_string(hide_password=False), isolation_level="AUTOCOMMIT"
+    )
     try:
         with admin.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).first()
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}
+            ).first()
             if exists:
                 return False
             quoted = admin.dialect.identifier_preparer.quote(url.database)

@@ -29,7 +29,11 @@ def test_the_documented_example_loads_as_written(tmp_path):
     config = load_config(write(tmp_path, ISSUE_EXAMPLE), environ={})
     assert config.database_url == "postgresql+psycopg://postgres@127.0.0.1:5432/finops"
     backend = config.backends[0]
-    assert (backend.name, backend.api_base, backend.models) == ("gpu-a", "http://127.0.0.1:9001/v1", ["llama-8b"])
+    assert (backend.name, backend.api_base, backend.models) == (
+        "gpu-a",
+        "http://127.0.0.1:9001/v1",
+        ["llama-8b"],
+    )
     assert backend.usd_per_gpu_hour == Decimal("2.0")
     price = config.prices["llama-8b"]
     assert not isinstance(price, list)
@@ -57,16 +61,22 @@ def test_environment_overrides_the_file(tmp_path):
     assert config.backends[0].name == "gpu-a"
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("backends: [{name: a, url: ftp://x, models: [m]}]", "backends.0.url"),
-    ("backends: [{name: a, url: http://x, models: []}]", "backends.0.models"),
-    ("backends: [{name: a, url: http://x, models: [m]}, {name: a, url: http://y, models: [m]}]", "unique"),
-    ("prices: {m: {input_per_mtok: -1, output_per_mtok: 1}}", "prices.m"),
-    ("tagging: {untagged: maybe}", "tagging.untagged"),
-    ("surprise: 1", "surprise"),
-    ("- a list", "mapping"),
-    ("a: [unclosed", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("backends: [{name: a, url: ftp://x, models: [m]}]", "backends.0.url"),
+        ("backends: [{name: a, url: http://x, models: []}]", "backends.0.models"),
+        (
+            "backends: [{name: a, url: http://x, models: [m]}, {name: a, url: http://y, models: [m]}]",
+            "unique",
+        ),
+        ("prices: {m: {input_per_mtok: -1, output_per_mtok: 1}}", "prices.m"),
+        ("tagging: {untagged: maybe}", "tagging.untagged"),
+        ("surprise: 1", "surprise"),
+        ("- a list", "mapping"),
+        ("a: [unclosed", "not valid YAML"),
+    ],
+)
 def test_bad_configs_say_which_key(tmp_path, text, fragment):
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text), environ={})

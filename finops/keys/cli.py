@@ -23,8 +23,10 @@ def _create(args: argparse.Namespace) -> int:
         return 2
     finally:
         engine.dispose()
-    print(f"created key {created.key_id} for team {created.team}"
-          + (f", default feature {created.feature}" if created.feature else ""))
+    print(
+        f"created key {created.key_id} for team {created.team}"
+        + (f", default feature {created.feature}" if created.feature else "")
+    )
     print("the key is shown once; store it now:")
     print(created.key)
     return 0
@@ -38,9 +40,18 @@ def _list(args: argparse.Namespace) -> int:
     try:
         with unit_of_work(engine) as session:
             rows = list_keys(session, include_revoked=args.all)
-            lines = [(r.id, r.key_prefix + "...", r.team, r.default_feature or "-", r.name or "-",
-                      r.created_at.strftime("%Y-%m-%d %H:%M"),
-                      r.revoked_at.strftime("%Y-%m-%d %H:%M") if r.revoked_at else "-") for r in rows]
+            lines = [
+                (
+                    r.id,
+                    r.key_prefix + "...",
+                    r.team,
+                    r.default_feature or "-",
+                    r.name or "-",
+                    r.created_at.strftime("%Y-%m-%d %H:%M"),
+                    r.revoked_at.strftime("%Y-%m-%d %H:%M") if r.revoked_at else "-",
+                )
+                for r in rows
+            ]
     finally:
         engine.dispose()
     header = ("ID", "KEY", "TEAM", "FEATURE", "NAME", "CREATED (UTC)", "REVOKED")
@@ -58,8 +69,10 @@ def _revoke(args: argparse.Namespace) -> int:
     try:
         with unit_of_work(engine) as session:
             row = revoke_key(session, args.key_id)
-            print(f"revoked key {row.id} of team {row.team}; proxies stop accepting it within "
-                  f"{config.proxy.refresh_interval_s:g} s")
+            print(
+                f"revoked key {row.id} of team {row.team}; proxies stop accepting it within "
+                f"{config.proxy.refresh_interval_s:g} s"
+            )
     except KeyError_ as exc:
         print(f"finops keys: {exc}", file=sys.stderr)
         return 1

@@ -46,14 +46,22 @@ def hash_secret(session: Session, config: FinopsConfig) -> str:
     return row.value
 
 
-def create_key(session: Session, config: FinopsConfig, team: str, feature: str | None = None,
-               name: str | None = None) -> CreatedKey:
+def create_key(
+    session: Session, config: FinopsConfig, team: str, feature: str | None = None, name: str | None = None
+) -> CreatedKey:
     team = check_tag_value("team", team)
     feature = check_tag_value("feature", feature) if feature is not None else None
     secret = hash_secret(session, config)
     key = new_key()
-    row = ApiKeyRow(id=new_key_id(), key_hash=key_hash(secret, key), key_prefix=shown_prefix(key), team=team,
-                    default_feature=feature, name=name, created_at=datetime.now(UTC))
+    row = ApiKeyRow(
+        id=new_key_id(),
+        key_hash=key_hash(secret, key),
+        key_prefix=shown_prefix(key),
+        team=team,
+        default_feature=feature,
+        name=name,
+        created_at=datetime.now(UTC),
+    )
     session.add(row)
     session.flush()
     return CreatedKey(row.id, key, team, feature)

@@ -55,7 +55,9 @@ class Spool:
         return sorted(self.directory.glob("*" + BATCH_SUFFIX))
 
     def pending_records(self) -> int:
-        return sum(sum(1 for line in path.read_bytes().splitlines() if line.strip()) for path in self.pending())
+        return sum(
+            sum(1 for line in path.read_bytes().splitlines() if line.strip()) for path in self.pending()
+        )
 
     def replay(self, insert: Callable[[list[UsageRecord]], object]) -> int:
         """Hand every spooled batch to ``insert``, oldest first; delete each once it is in.
@@ -71,7 +73,9 @@ class Spool:
             except FileNotFoundError:
                 continue  # another process claimed it
             try:
-                records = [record_from_json(line) for line in claimed.read_bytes().splitlines() if line.strip()]
+                records = [
+                    record_from_json(line) for line in claimed.read_bytes().splitlines() if line.strip()
+                ]
                 insert(records)
             except BaseException:
                 os.replace(claimed, path)  # give it back for the next attempt

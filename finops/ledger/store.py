@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, Table, func, insert, select
 
 from finops.ledger.models import TokenLedgerRow
 from finops.ledger.record import COLUMNS, UsageRecord, record_as_tuple
 
-_TABLE = TokenLedgerRow.__table__
+_TABLE: Table = TokenLedgerRow.__table__  # type: ignore[assignment]
 _COLUMN_LIST = ", ".join(COLUMNS)
 _STAGING = "finops_ledger_staging"
 

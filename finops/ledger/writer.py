@@ -36,8 +36,16 @@ class WriterStats:
 
 
 class LedgerWriter:
-    def __init__(self, insert: Insert, spool: Spool, *, batch_size: int = 2000, flush_interval_s: float = 0.1,
-                 replay_interval_s: float = 2.0, observer: Observer | None = None) -> None:
+    def __init__(
+        self,
+        insert: Insert,
+        spool: Spool,
+        *,
+        batch_size: int = 2000,
+        flush_interval_s: float = 0.1,
+        replay_interval_s: float = 2.0,
+        observer: Observer | None = None,
+    ) -> None:
         self._insert = insert
         self._observer = observer
         self._spool = spool
@@ -80,8 +88,11 @@ class LedgerWriter:
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
-                log.error("ledger writer did not finish within %.0f s; %d records still queued",
-                          timeout_s, len(self._queue))
+                log.error(
+                    "ledger writer did not finish within %.0f s; %d records still queued",
+                    timeout_s,
+                    len(self._queue),
+                )
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         """Wait until the queue is empty (for tests and orderly shutdown). True when it emptied."""
@@ -132,7 +143,9 @@ class LedgerWriter:
                 self.stats.database_failures += 1
                 self._database_down = True
                 self._next_replay_at = time.monotonic() + self._replay_interval_s
-                log.warning("ledger database unavailable (%s); spooling to %s", _short(exc), self._spool.directory)
+                log.warning(
+                    "ledger database unavailable (%s); spooling to %s", _short(exc), self._spool.directory
+                )
             else:
                 self.stats.inserted_batches += 1
                 self.stats.inserted_records += max(inserted, 0)

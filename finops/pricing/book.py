@@ -50,10 +50,14 @@ def _round(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
-def cost_of_call(price: Price, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> CallCost:
+def cost_of_call(
+    price: Price, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
+) -> CallCost:
     """``cached_tokens`` are part of ``prompt_tokens``, priced at the cached-input rate."""
     cached = max(0, min(cached_tokens, prompt_tokens))
-    prompt = _nusd(prompt_tokens - cached, price.input_usd_per_mtok) + _nusd(cached, price.cached_input_usd_per_mtok)
+    prompt = _nusd(prompt_tokens - cached, price.input_usd_per_mtok) + _nusd(
+        cached, price.cached_input_usd_per_mtok
+    )
     completion = _nusd(completion_tokens, price.output_usd_per_mtok)
     return CallCost(_round(prompt), _round(completion), priced=True)
 
@@ -92,8 +96,9 @@ class PriceBook:
         index = bisect.bisect_right(starts, at) - 1
         return self._prices[model][index] if index >= 0 else None
 
-    def cost(self, model: str, at: datetime, prompt_tokens: int, completion_tokens: int,
-             cached_tokens: int = 0) -> CallCost:
+    def cost(
+        self, model: str, at: datetime, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
+    ) -> CallCost:
         price = self.price_at(model, at)
         if price is None:
             return UNPRICED

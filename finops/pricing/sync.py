@@ -15,9 +15,12 @@ from finops.pricing.models import PriceBookRow
 def config_price_entries(config: FinopsConfig) -> list[tuple[str, datetime, Price]]:
     entries = []
     for model, price in config.price_entries():
-        cached = price.cached_input_per_mtok if price.cached_input_per_mtok is not None else price.input_per_mtok
-        entries.append((model, price.effective_from or EPOCH,
-                        Price(price.input_per_mtok, cached, price.output_per_mtok)))
+        cached = (
+            price.cached_input_per_mtok if price.cached_input_per_mtok is not None else price.input_per_mtok
+        )
+        entries.append(
+            (model, price.effective_from or EPOCH, Price(price.input_per_mtok, cached, price.output_per_mtok))
+        )
     return entries
 
 
@@ -37,10 +40,15 @@ def sync_prices(session: Session, config: FinopsConfig) -> int:
             select(PriceBookRow).where(PriceBookRow.model == model, PriceBookRow.effective_from == start)
         ).first()
         if row is None:
-            session.add(PriceBookRow(model=model, effective_from=start,
-                                     input_usd_per_mtok=price.input_usd_per_mtok,
-                                     cached_input_usd_per_mtok=price.cached_input_usd_per_mtok,
-                                     output_usd_per_mtok=price.output_usd_per_mtok))
+            session.add(
+                PriceBookRow(
+                    model=model,
+                    effective_from=start,
+                    input_usd_per_mtok=price.input_usd_per_mtok,
+                    cached_input_usd_per_mtok=price.cached_input_usd_per_mtok,
+                    output_usd_per_mtok=price.output_usd_per_mtok,
+                )
+            )
             changed += 1
             continue
         current = Price(row.input_usd_per_mtok, row.cached_input_usd_per_mtok, row.output_usd_per_mtok)
@@ -56,7 +64,10 @@ def sync_prices(session: Session, config: FinopsConfig) -> int:
 def load_price_book(session: Session) -> PriceBook:
     rows = session.scalars(select(PriceBookRow)).all()
     return PriceBook(
-        (row.model, row.effective_from,
-         Price(row.input_usd_per_mtok, row.cached_input_usd_per_mtok, row.output_usd_per_mtok))
+        (
+            row.model,
+            row.effective_from,
+            Price(row.input_usd_per_mtok, row.cached_input_usd_per_mtok, row.output_usd_per_mtok),
+        )
         for row in rows
     )

@@ -33,7 +33,9 @@ Send = Callable[[Message], Awaitable[None]]
 JSON = b"application/json"
 
 
-async def send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def send_json(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     headers = [(b"content-type", JSON), (b"content-length", str(len(body)).encode())]
     if extra:
         headers.extend(extra)
@@ -52,11 +54,15 @@ class ProxyApp:
         self.state = state or ProxyState(config)
         self._session: aiohttp.ClientSession | None = None
         self._calls: CallHandler | None = None
-        self._models_body = orjson.dumps({
-            "object": "list",
-            "data": [{"id": m, "object": "model", "created": int(time.time()), "owned_by": "finops"}
-                     for m in self.state.router.models()],
-        })
+        self._models_body = orjson.dumps(
+            {
+                "object": "list",
+                "data": [
+                    {"id": m, "object": "model", "created": int(time.time()), "owned_by": "finops"}
+                    for m in self.state.router.models()
+                ],
+            }
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -68,10 +74,12 @@ class ProxyApp:
     # -- lifespan ---------------------------------------------------------------------------------
     async def startup(self) -> None:
         proxy = self.config.proxy
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=proxy.max_connections_per_backend,
-                                         keepalive_timeout=60, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                              skip_auto_headers=("User-Agent", "Accept-Encoding"))
+        connector = aiohttp.TCPConnector(
+            limit=0, limit_per_host=proxy.max_connections_per_backend, keepalive_timeout=60, ttl_dns_cache=300
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding")
+        )
         self._calls = CallHandler(self.state, self._session)
         await self.state.start()
 
@@ -116,13 +124,17 @@ class ProxyApp:
                 await send_error(send, error, request_id)
             return
         if method not in ("GET", "HEAD"):
-            await send_error(send, method_not_allowed(method, path) if path in _GET_PATHS
-                             else not_found(f"no route for {method} {path}"))
+            await send_error(
+                send,
+                method_not_allowed(method, path)
+                if path in _GET_PATHS
+                else not_found(f"no route for {method} {path}"),
+            )
             return
         if path in ("/v1/models", "/v1/models/"):
             await send_json(send, 200, self._models_body)
         elif path.startswith("/v1/models/"):
-            await self._one_model(send, path[len("/v1/models/"):])
+            await self._one_model(send, path[len("/v1/models/") :])
         elif path == "/healthz":
             await send_json(send, 200, orjson.dumps(self._health()))
         elif path == "/metrics":
@@ -136,8 +148,11 @@ class ProxyApp:
 
             await send_error(send, model_not_found(model))
             return
-        await send_json(send, 200, orjson.dumps({"id": model, "object": "model", "created": int(time.time()),
-                                                 "owned_by": "finops"}))
+        await send_json(
+            send,
+            200,
+            orjson.dumps({"id": model, "object": "model", "created": int(time.time()), "owned_by": "finops"}),
+        )
 
     def _health(self) -> dict[str, Any]:
         writer = self.state.writer
@@ -151,8 +166,12 @@ class ProxyApp:
                 "replayed_records": writer.stats.replayed_records,
             },
             "backends": [
-                {"name": b.name, "models": list(b.config.models), "in_flight": b.in_flight,
-                 "cooling_down": b.down_until > now}
+                {
+                    "name": b.name,
+                    "models": list(b.config.models),
+                    "in_flight": b.in_flight,
+                    "cooling_down": b.down_until > now,
+                }
                 for b in self.state.router.backends
             ],
         }
@@ -164,9 +183,16 @@ class ProxyApp:
         metrics.spooled.set(writer.stats.spooled_records)
         metrics.database_up.set(0 if writer.database_down else 1)
         body = await asyncio.to_thread(generate_latest, metrics.registry)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", CONTENT_TYPE_LATEST.encode()),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", CONTENT_TYPE_LATEST.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -175,4 +201,3 @@ _GET_PATHS = {"/v1/models", "/healthz", "/metrics"}
 
 def create_app(config: FinopsConfig) -> ProxyApp:
     return ProxyApp(config)
-

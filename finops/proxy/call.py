@@ -33,14 +33,33 @@ Send = Callable[[Message], Awaitable[None]]
 
 FINOPS_KEY_PREFIX = "fo-"
 # Headers never forwarded upstream: hop-by-hop, recomputed, or ours.
-_DROP_UPSTREAM = frozenset({
-    "host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "upgrade",
-    "proxy-authorization", "proxy-connection", "accept-encoding", "authorization", "expect",
-})
+_DROP_UPSTREAM = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+        "accept-encoding",
+        "authorization",
+        "expect",
+    }
+)
 # Headers of the backend's response not relayed: hop-by-hop or rewritten by our server.
-_DROP_DOWNSTREAM = frozenset({
-    "content-length", "transfer-encoding", "connection", "keep-alive", "date", "server",
-})
+_DROP_DOWNSTREAM = frozenset(
+    {
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "date",
+        "server",
+    }
+)
 STATUS_CLIENT_CLOSED = 499  # nginx's convention for "the client went away before the answer ended"
 
 
@@ -98,8 +117,9 @@ class CallHandler:
         self.state = state
         self.session = session
         proxy = state.config.proxy
-        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=proxy.connect_timeout_s,
-                                              sock_read=proxy.read_timeout_s)
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=proxy.connect_timeout_s, sock_read=proxy.read_timeout_s
+        )
         self._read_timeout_s = proxy.read_timeout_s
         self._reject_untagged = state.config.tagging.untagged == "reject"
         self._required_tags = tuple(state.config.tagging.required)
@@ -112,7 +132,9 @@ class CallHandler:
                 try:
                     declared = int(value)
                 except ValueError:
-                    raise errors.bad_request("invalid Content-Length header", code="invalid_request") from None
+                    raise errors.bad_request(
+                        "invalid Content-Length header", code="invalid_request"
+                    ) from None
                 if declared > self._max_body:
                     raise errors.body_too_large(self._max_body)
                 break
@@ -153,8 +175,9 @@ class CallHandler:
         return None, authorization
 
     # -- the call ---------------------------------------------------------------------------------
-    async def handle(self, endpoint: str, scope: MutableMapping[str, Any], receive: Receive, send: Send,
-                     request_id: str) -> None:
+    async def handle(
+        self, endpoint: str, scope: MutableMapping[str, Any], receive: Receive, send: Send, request_id: str
+    ) -> None:
         started_wall = time.time()
         started = time.perf_counter()
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
@@ -164,11 +187,19 @@ class CallHandler:
         router = self.state.router
         if not router.serves(request.model):
             raise errors.model_not_found(request.model)
-        tags = resolve_tags(headers, request.metadata, key, reject_untagged=self._reject_untagged,
-                            required=self._required_tags)
+        tags = resolve_tags(
+            headers,
+            request.metadata,
+            key,
+            reject_untagged=self._reject_untagged,
+            required=self._required_tags,
+        )
         forward = upstream_body(request, body)
-        up_headers = {name: value for name, value in headers.items()
-                      if name not in _DROP_UPSTREAM and not name.startswith("x-finops-")}
+        up_headers = {
+            name: value
+            for name, value in headers.items()
+            if name not in _DROP_UPSTREAM and not name.startswith("x-finops-")
+        }
         call = Call(self, request, tags, key, request_id, started_wall, started, forward)
         await call.run(send, receive, up_headers, client_authorization)
 
@@ -176,8 +207,17 @@ class CallHandler:
 class Call:
     """The life of one call after it passed the checks: route, relay, record."""
 
-    def __init__(self, handler: CallHandler, request: ParsedRequest, tags: Tags, key: KeyDefaults | None,
-                 request_id: str, started_wall: float, started: float, forward: bytes) -> None:
+    def __init__(
+        self,
+        handler: CallHandler,
+        request: ParsedRequest,
+        tags: Tags,
+        key: KeyDefaults | None,
+        request_id: str,
+        started_wall: float,
+        started: float,
+        forward: bytes,
+    ) -> None:
         self.handler = handler
         self.state = handler.state
         self.request = request
@@ -190,8 +230,9 @@ class Call:
         self.backend: Backend | None = None
         self.served_model = request.model
 
-    async def run(self, send: Send, receive: Receive, up_headers: dict[str, str],
-                  client_authorization: str | None) -> None:
+    async def run(
+        self, send: Send, receive: Receive, up_headers: dict[str, str], client_authorization: str | None
+    ) -> None:
         response = await self._connect(up_headers, client_authorization)
         if response is None:
             return  # already answered and recorded
@@ -206,8 +247,9 @@ class Call:
             backend.in_flight -= 1
             response.release()
 
-    async def _connect(self, up_headers: dict[str, str],
-                       client_authorization: str | None) -> aiohttp.ClientResponse | None:
+    async def _connect(
+        self, up_headers: dict[str, str], client_authorization: str | None
+    ) -> aiohttp.ClientResponse | None:
         router = self.state.router
         path = "/" + self.request.endpoint.replace(".", "/")
         for backend in router.candidates(self.request.model):
@@ -220,22 +262,29 @@ class Call:
             backend.in_flight += 1
             self.backend = backend
             try:
-                response = await self.handler.session.post(backend.api_base + path, data=self.forward,
-                                                           headers=headers, timeout=self.handler._timeout)
+                response = await self.handler.session.post(
+                    backend.api_base + path, data=self.forward, headers=headers, timeout=self.handler._timeout
+                )
             except aiohttp.ClientConnectorError:
                 backend.in_flight -= 1
                 router.mark_down(backend)
-                log.warning("backend %s refused the connection; skipping it for %.0f s", backend.name,
-                            self.state.config.proxy.backend_cooldown_s)
+                log.warning(
+                    "backend %s refused the connection; skipping it for %.0f s",
+                    backend.name,
+                    self.state.config.proxy.backend_cooldown_s,
+                )
                 continue
             except (TimeoutError, aiohttp.ServerTimeoutError):
                 backend.in_flight -= 1
-                self._fail_before_response(errors.upstream_timeout(self.handler._read_timeout_s),
-                                           "upstream_timeout")
+                self._fail_before_response(
+                    errors.upstream_timeout(self.handler._read_timeout_s), "upstream_timeout"
+                )
                 raise errors.upstream_timeout(self.handler._read_timeout_s) from None
             except aiohttp.ClientError as exc:
                 backend.in_flight -= 1
-                self._fail_before_response(errors.upstream_failed(type(exc).__name__), "upstream_disconnected")
+                self._fail_before_response(
+                    errors.upstream_failed(type(exc).__name__), "upstream_disconnected"
+                )
                 raise errors.upstream_failed(f"{type(exc).__name__} before any response") from None
             router.mark_up(backend)
             return response
@@ -321,8 +370,13 @@ class Call:
             response.close()  # closing the upstream connection makes vLLM abort the generation
         elif failure is not None:
             # Headers are gone already; tell an OpenAI client the way vLLM does, with an error event.
-            await send({"type": "http.response.body", "body": b"data: " + failure[2].body() + b"\n\n",
-                        "more_body": False})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + failure[2].body() + b"\n\n",
+                    "more_body": False,
+                }
+            )
         else:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         if tracker.model:
@@ -337,8 +391,16 @@ class Call:
             status, error_type = 200, None
         self._submit_stream(status, usage, tracker, ttft_ms, ended, error_type, disconnected)
 
-    def _submit_stream(self, status: int, usage: Usage | None, tracker: StreamTracker, ttft_ms: float | None,
-                       ended: float, error_type: str | None, disconnected: bool) -> None:
+    def _submit_stream(
+        self,
+        status: int,
+        usage: Usage | None,
+        tracker: StreamTracker,
+        ttft_ms: float | None,
+        ended: float,
+        error_type: str | None,
+        disconnected: bool,
+    ) -> None:
         def itl_ms(completion_tokens: int) -> float | None:
             first, last = tracker.first_token_at, tracker.last_token_at
             if first is None or last is None or completion_tokens < 2:
@@ -346,21 +408,49 @@ class Call:
             return (last - first) * 1000 / (completion_tokens - 1)
 
         if usage is not None:
-            self._submit(status, usage, ttft_ms=ttft_ms, itl_ms=itl_ms(usage.completion_tokens), ended=ended,
-                         finish_reason=tracker.finish_reason, error_type=error_type, disconnected=disconnected)
+            self._submit(
+                status,
+                usage,
+                ttft_ms=ttft_ms,
+                itl_ms=itl_ms(usage.completion_tokens),
+                ended=ended,
+                finish_reason=tracker.finish_reason,
+                error_type=error_type,
+                disconnected=disconnected,
+            )
             return
 
         def finish() -> UsageRecord:
             # Runs on the ledger writer's thread: tiktoken stays off the event loop.
             estimated = self._estimate(tracker.generated_text())
-            return self._record(status, estimated, self._cost(estimated), ttft_ms=ttft_ms,
-                                itl_ms=itl_ms(estimated.completion_tokens), ended=ended,
-                                finish_reason=tracker.finish_reason, error_type=error_type,
-                                disconnected=disconnected)
+            return self._record(
+                status,
+                estimated,
+                self._cost(estimated),
+                ttft_ms=ttft_ms,
+                itl_ms=itl_ms(estimated.completion_tokens),
+                ended=ended,
+                finish_reason=tracker.finish_reason,
+                error_type=error_type,
+                disconnected=disconnected,
+            )
 
-        self.state.writer.submit(_safe(finish, lambda: self._record(
-            status, Usage(0, 0, 0, True), self._cost(Usage(0, 0, 0, True)), ttft_ms=ttft_ms, itl_ms=None,
-            ended=ended, finish_reason=tracker.finish_reason, error_type=error_type, disconnected=disconnected)))
+        self.state.writer.submit(
+            _safe(
+                finish,
+                lambda: self._record(
+                    status,
+                    Usage(0, 0, 0, True),
+                    self._cost(Usage(0, 0, 0, True)),
+                    ttft_ms=ttft_ms,
+                    itl_ms=None,
+                    ended=ended,
+                    finish_reason=tracker.finish_reason,
+                    error_type=error_type,
+                    disconnected=disconnected,
+                ),
+            )
+        )
 
     # -- records ----------------------------------------------------------------------------------
     def _estimate(self, generated: str) -> Usage:
@@ -371,20 +461,53 @@ class Call:
     def _cost(self, usage: Usage) -> CallCost:
         prices = self.state.prices
         model = self.served_model if self.served_model in prices else self.request.model
-        return prices.cost(model, datetime.fromtimestamp(self.started_wall, UTC), usage.prompt_tokens,
-                           usage.completion_tokens, usage.cached_tokens)
+        return prices.cost(
+            model,
+            datetime.fromtimestamp(self.started_wall, UTC),
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            usage.cached_tokens,
+        )
 
-    def _submit(self, status: int, usage: Usage, *, cost: CallCost | None = None, ttft_ms: float | None = None,
-                itl_ms: float | None = None, ended: float | None = None, finish_reason: str | None = None,
-                error_type: str | None = None, disconnected: bool = False) -> None:
-        record = self._record(status, usage, cost or self._cost(usage), ttft_ms=ttft_ms, itl_ms=itl_ms,
-                              ended=ended, finish_reason=finish_reason, error_type=error_type,
-                              disconnected=disconnected)
+    def _submit(
+        self,
+        status: int,
+        usage: Usage,
+        *,
+        cost: CallCost | None = None,
+        ttft_ms: float | None = None,
+        itl_ms: float | None = None,
+        ended: float | None = None,
+        finish_reason: str | None = None,
+        error_type: str | None = None,
+        disconnected: bool = False,
+    ) -> None:
+        record = self._record(
+            status,
+            usage,
+            cost or self._cost(usage),
+            ttft_ms=ttft_ms,
+            itl_ms=itl_ms,
+            ended=ended,
+            finish_reason=finish_reason,
+            error_type=error_type,
+            disconnected=disconnected,
+        )
         self.state.writer.submit(record)
 
-    def _record(self, status: int, usage: Usage, cost: CallCost, *, ttft_ms: float | None, itl_ms: float | None,
-                ended: float | None, finish_reason: str | None, error_type: str | None,
-                disconnected: bool) -> UsageRecord:
+    def _record(
+        self,
+        status: int,
+        usage: Usage,
+        cost: CallCost,
+        *,
+        ttft_ms: float | None,
+        itl_ms: float | None,
+        ended: float | None,
+        finish_reason: str | None,
+        error_type: str | None,
+        disconnected: bool,
+    ) -> UsageRecord:
         ended = ended if ended is not None else time.perf_counter()
         latency_s = ended - self.started
         started_at = datetime.fromtimestamp(self.started_wall, UTC)
@@ -425,12 +548,14 @@ class Call:
 
 def _safe(make: Callable[[], UsageRecord], fallback: Callable[[], UsageRecord]) -> Callable[[], UsageRecord]:
     """A deferred record that never raises: a counting failure must not lose the row."""
+
     def run() -> UsageRecord:
         try:
             return make()
         except Exception:
             log.exception("token counting failed; recording the call with zero estimated tokens")
             return fallback()
+
     return run
 
 
@@ -442,5 +567,8 @@ def _loads(body: bytes) -> Any:
 
 
 def _relayed_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
-    return [(name.lower(), value) for name, value in response.raw_headers
-            if name.lower().decode("latin-1") not in _DROP_DOWNSTREAM]
+    return [
+        (name.lower(), value)
+        for name, value in response.raw_headers
+        if name.lower().decode("latin-1") not in _DROP_DOWNSTREAM
+    ]

@@ -12,8 +12,14 @@ import orjson
 class ProxyError(Exception):
     """An answer the proxy gives itself. (Not a frozen dataclass: raising sets __traceback__.)"""
 
-    def __init__(self, status: int, message: str, type: str = "invalid_request_error",  # noqa: A002
-                 code: str | None = None, param: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -55,23 +61,30 @@ def not_found(message: str, *, code: str = "not_found", param: str | None = None
 
 
 def model_not_found(model: str) -> ProxyError:
-    return not_found(f"the model '{model}' does not exist or no backend serves it",
-                     code="model_not_found", param="model")
+    return not_found(
+        f"the model '{model}' does not exist or no backend serves it", code="model_not_found", param="model"
+    )
 
 
 def method_not_allowed(method: str, path: str) -> ProxyError:
-    return ProxyError(405, f"method {method} is not allowed on {path}", "invalid_request_error",
-                      "method_not_allowed")
+    return ProxyError(
+        405, f"method {method} is not allowed on {path}", "invalid_request_error", "method_not_allowed"
+    )
 
 
 def body_too_large(limit_bytes: int) -> ProxyError:
-    return ProxyError(413, f"request body is larger than the limit of {limit_bytes} bytes",
-                      "invalid_request_error", "request_too_large")
+    return ProxyError(
+        413,
+        f"request body is larger than the limit of {limit_bytes} bytes",
+        "invalid_request_error",
+        "request_too_large",
+    )
 
 
 def upstream_unreachable(model: str) -> ProxyError:
-    return ProxyError(502, f"no backend for model '{model}' could be reached", "api_error",
-                      "upstream_unreachable")
+    return ProxyError(
+        502, f"no backend for model '{model}' could be reached", "api_error", "upstream_unreachable"
+    )
 
 
 def upstream_failed(detail: str) -> ProxyError:
@@ -79,8 +92,9 @@ def upstream_failed(detail: str) -> ProxyError:
 
 
 def upstream_timeout(seconds: float) -> ProxyError:
-    return ProxyError(504, f"the backend did not answer within {seconds:g} s", "api_error",
-                      "upstream_timeout")
+    return ProxyError(
+        504, f"the backend did not answer within {seconds:g} s", "api_error", "upstream_timeout"
+    )
 
 
 def budget_exceeded(message: str) -> ProxyError:

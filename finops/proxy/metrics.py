@@ -19,30 +19,61 @@ class ProxyMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("finops_requests_total", "Proxied calls recorded in the ledger",
-                                [*LABELS, "endpoint", "status"], registry=r)
+        self.requests = Counter(
+            "finops_requests_total",
+            "Proxied calls recorded in the ledger",
+            [*LABELS, "endpoint", "status"],
+            registry=r,
+        )
         self.tokens = Counter("finops_tokens_total", "Tokens of proxied calls", [*LABELS, "kind"], registry=r)
         self.cost = Counter("finops_cost_usd_total", "Token cost of proxied calls in USD", LABELS, registry=r)
-        self.estimated = Counter("finops_estimated_usage_total",
-                                 "Calls whose tokens were counted by the proxy (no usage from the backend)",
-                                 LABELS, registry=r)
-        self.ttft = Histogram("finops_time_to_first_token_seconds", "Time to first token of streamed calls",
-                              LABELS, buckets=TTFT_BUCKETS_S, registry=r)
-        self.itl = Histogram("finops_inter_token_latency_seconds", "Mean inter-token latency of streamed calls",
-                             LABELS, buckets=ITL_BUCKETS_S, registry=r)
-        self.latency = Histogram("finops_request_duration_seconds", "Total latency of proxied calls",
-                                 LABELS, buckets=LATENCY_BUCKETS_S, registry=r)
-        self.errors = Counter("finops_proxy_errors_total",
-                              "Calls the proxy itself answered with an error (bad input, tags, keys, backends away)",
-                              ["code"], registry=r)
-        self.queue_depth = Gauge("finops_ledger_queue_records", "Usage records waiting for the ledger writer",
-                                 registry=r)
-        self.spooled = Gauge("finops_ledger_spooled_records",
-                             "Usage records written to the local spool since start (database away)",
-                             registry=r)
-        self.database_up = Gauge("finops_ledger_database_up", "1 while the ledger database takes writes",
-                                 registry=r)
-        self.in_flight = Gauge("finops_backend_in_flight", "Calls in flight per backend", ["backend"], registry=r)
+        self.estimated = Counter(
+            "finops_estimated_usage_total",
+            "Calls whose tokens were counted by the proxy (no usage from the backend)",
+            LABELS,
+            registry=r,
+        )
+        self.ttft = Histogram(
+            "finops_time_to_first_token_seconds",
+            "Time to first token of streamed calls",
+            LABELS,
+            buckets=TTFT_BUCKETS_S,
+            registry=r,
+        )
+        self.itl = Histogram(
+            "finops_inter_token_latency_seconds",
+            "Mean inter-token latency of streamed calls",
+            LABELS,
+            buckets=ITL_BUCKETS_S,
+            registry=r,
+        )
+        self.latency = Histogram(
+            "finops_request_duration_seconds",
+            "Total latency of proxied calls",
+            LABELS,
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.errors = Counter(
+            "finops_proxy_errors_total",
+            "Calls the proxy itself answered with an error (bad input, tags, keys, backends away)",
+            ["code"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "finops_ledger_queue_records", "Usage records waiting for the ledger writer", registry=r
+        )
+        self.spooled = Gauge(
+            "finops_ledger_spooled_records",
+            "Usage records written to the local spool since start (database away)",
+            registry=r,
+        )
+        self.database_up = Gauge(
+            "finops_ledger_database_up", "1 while the ledger database takes writes", registry=r
+        )
+        self.in_flight = Gauge(
+            "finops_backend_in_flight", "Calls in flight per backend", ["backend"], registry=r
+        )
 
     def observe(self, records: Sequence[UsageRecord]) -> None:
         for rec in records:

@@ -68,8 +68,11 @@ def parse_request(endpoint: str, body: bytes) -> ParsedRequest:
             raise bad_request("'messages' must be a non-empty array", code="invalid_type", param="messages")
         for index, message in enumerate(messages):
             if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-                raise bad_request(f"'messages[{index}]' must be an object with a string 'role'",
-                                  code="invalid_type", param=f"messages[{index}]")
+                raise bad_request(
+                    f"'messages[{index}]' must be an object with a string 'role'",
+                    code="invalid_type",
+                    param=f"messages[{index}]",
+                )
     elif endpoint == COMPLETIONS:
         prompt = payload.get("prompt")
         if prompt is None:

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Generator
+from typing import Any
 
 import uvicorn
 
@@ -17,10 +18,20 @@ from finops.config import FinopsConfig
 from finops.proxy.app import ProxyApp
 
 
-def uvicorn_config(app: object, host: str, port: int, graceful_s: float | None = None) -> uvicorn.Config:
-    return uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
-                          log_level="warning", access_log=False, timeout_graceful_shutdown=graceful_s,
-                          timeout_keep_alive=75, backlog=4096)
+def uvicorn_config(app: Any, host: str, port: int, graceful_s: int | None = None) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=graceful_s,
+        timeout_keep_alive=75,
+        backlog=4096,
+    )
 
 
 class GracefulServer(uvicorn.Server):
@@ -45,7 +56,12 @@ def run_proxy(config: FinopsConfig, host: str | None = None, port: int | None = 
     port = config.proxy.port if port is None else port
     app = ProxyApp(config)
     server = GracefulServer(uvicorn_config(app, host, port))
-    logging.getLogger("finops").info("finops proxy listening on http://%s:%d/v1 (%d backends, models: %s)",
-                                     host, port, len(config.backends), ", ".join(config.models()) or "none")
+    logging.getLogger("finops").info(
+        "finops proxy listening on http://%s:%d/v1 (%d backends, models: %s)",
+        host,
+        port,
+        len(config.backends),
+        ", ".join(config.models()) or "none",
+    )
     server.run()
     return 0

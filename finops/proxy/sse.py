@@ -20,7 +20,7 @@ _FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')
 
 
 def _event_json(event: bytes) -> Any:
-    payload = event[len(_DATA):].strip() if event.startswith(_DATA) else b""
+    payload = event[len(_DATA) :].strip() if event.startswith(_DATA) else b""
     if not payload or payload == _DONE:
         return None
     try:
@@ -39,8 +39,9 @@ def _has_token(data: Any) -> bool:
         if not isinstance(choice, dict):
             continue
         delta = choice.get("delta")
-        if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")
-                                        or delta.get("reasoning_content")):
+        if isinstance(delta, dict) and (
+            delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content")
+        ):
             return True
         if choice.get("text"):
             return True
@@ -50,8 +51,18 @@ def _has_token(data: Any) -> bool:
 class StreamTracker:
     """Feed it the upstream's chunks in order; it returns the bytes to relay to the client."""
 
-    __slots__ = ("_pending", "_strip_usage", "done", "events", "finish_reason", "first_token_at",
-                 "last_token_at", "malformed", "model", "usage")
+    __slots__ = (
+        "_pending",
+        "_strip_usage",
+        "done",
+        "events",
+        "finish_reason",
+        "first_token_at",
+        "last_token_at",
+        "malformed",
+        "model",
+        "usage",
+    )
 
     def __init__(self, strip_usage: bool) -> None:
         self._strip_usage = strip_usage
@@ -95,7 +106,7 @@ class StreamTracker:
         """Record what the event says; False when it must not reach the client."""
         if not event.startswith(_DATA):
             return True  # comments, keep-alives, other fields: relay untouched
-        if event.endswith(_DONE) and event[len(_DATA):].strip() == _DONE:
+        if event.endswith(_DONE) and event[len(_DATA) :].strip() == _DONE:
             self.done = True
             return True
         self.events.append(event)

@@ -44,8 +44,9 @@ class KeyTable:
 def ledger_engine(config: FinopsConfig) -> Engine:
     if config.database_url.startswith("postgresql"):
         # Fail fast while Postgres is away, so batches reach the spool instead of waiting.
-        return make_engine(config.database_url, pool_size=2, max_overflow=2,
-                           connect_args={"connect_timeout": 3})
+        return make_engine(
+            config.database_url, pool_size=2, max_overflow=2, connect_args={"connect_timeout": 3}
+        )
     return make_engine(config.database_url)
 
 
@@ -83,8 +84,11 @@ class ProxyState:
         try:
             await asyncio.to_thread(self.refresh_from_database)
         except Exception as exc:
-            log.warning("could not load keys and prices from the database (%s: %s); keeping the last ones",
-                        type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            log.warning(
+                "could not load keys and prices from the database (%s: %s); keeping the last ones",
+                type(exc).__name__,
+                str(exc).splitlines()[0] if str(exc) else "",
+            )
 
     async def _refresh_loop(self) -> None:
         while True:

@@ -41,13 +41,14 @@ class Tags:
 def check_tag_value(name: str, value: Any, pattern: re.Pattern[str] = _TAG_VALUE) -> str:
     if not isinstance(value, str):
         raise bad_request(f"tag '{name}' must be a string", code="invalid_tag", param=name)
-    value = value.strip()
-    if not pattern.match(value):
+    text: str = value.strip()
+    if not pattern.match(text):
         raise bad_request(
             f"tag '{name}' must be 1 to {MAX_TAG_CHARS} printable characters without quotes",
-            code="invalid_tag", param=name,
+            code="invalid_tag",
+            param=name,
         )
-    return value
+    return text
 
 
 def trace_id_from_traceparent(traceparent: str | None) -> str | None:
@@ -82,8 +83,10 @@ def resolve_tags(
     feature = pick("feature")
     if key is not None:
         if team is not None and team != key.team:
-            raise forbidden(f"this API key belongs to team '{key.team}'; it cannot tag calls to team '{team}'",
-                            "team_mismatch")
+            raise forbidden(
+                f"this API key belongs to team '{key.team}'; it cannot tag calls to team '{team}'",
+                "team_mismatch",
+            )
         team = key.team
         feature = feature or key.feature
 

@@ -18,14 +18,21 @@ CHAT = {"model": "llama-8b", "messages": [{"role": "user", "content": "hi"}], "m
 
 
 def finops(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "finops.cli", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "finops.cli", *args], capture_output=True, text=True, timeout=60
+    )
 
 
 @pytest.fixture
 def stack(tmp_path, pg_url):
     sim, sim_url = start_sim(tmp_path, ("llama-8b",))
-    proxy = ProxyStack(tmp_path, pg_url, [backend("gpu-a", sim_url, ["llama-8b"])], auth={"require_api_key": True},
-                       tagging={"untagged": "reject"}).start()
+    proxy = ProxyStack(
+        tmp_path,
+        pg_url,
+        [backend("gpu-a", sim_url, ["llama-8b"])],
+        auth={"require_api_key": True},
+        tagging={"untagged": "reject"},
+    ).start()
     yield proxy
     proxy.close()
     sim.stop()
@@ -47,8 +54,18 @@ def eventually(check, timeout_s=5.0):
 
 
 def test_key_lifecycle(stack):
-    created = finops("keys", "create", "--config", str(stack.config_path), "--team", "search",
-                     "--feature", "autocomplete", "--name", "ci")
+    created = finops(
+        "keys",
+        "create",
+        "--config",
+        str(stack.config_path),
+        "--team",
+        "search",
+        "--feature",
+        "autocomplete",
+        "--name",
+        "ci",
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
     key_id = created.stdout.split()[2]

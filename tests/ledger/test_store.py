@@ -11,8 +11,16 @@ from tests.support.records import make_record
 
 def test_rows_round_trip_exactly(db_url):
     engine = make_engine(db_url)
-    record = make_record(streamed=True, ttft_ms=12.5, itl_ms=3.25, stage="generation", retry_of="r0",
-                         tokens_estimated=True, client_disconnected=True, status_code=499)
+    record = make_record(
+        streamed=True,
+        ttft_ms=12.5,
+        itl_ms=3.25,
+        stage="generation",
+        retry_of="r0",
+        tokens_estimated=True,
+        client_disconnected=True,
+        status_code=499,
+    )
     insert_records(engine, [record])
     with unit_of_work(engine) as session:
         row = session.scalars(select(TokenLedgerRow)).one()
@@ -25,7 +33,7 @@ def test_inserting_the_same_request_twice_keeps_one_row(db_url):
     engine = make_engine(db_url)
     records = [make_record() for _ in range(50)]
     insert_records(engine, records)
-    insert_records(engine, records[:10] + [make_record()])
+    insert_records(engine, [*records[:10], make_record()])
     # A batch that repeats a request id inside itself (a replayed spool beside a live batch).
     insert_records(engine, [records[0], records[0]])
     assert ledger_count(engine) == 51

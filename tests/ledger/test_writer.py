@@ -20,8 +20,13 @@ def wait_for(predicate, timeout_s=20.0):
 def test_writer_batches_into_the_database(db_url, tmp_path):
     engine = make_engine(db_url)
     observed = []
-    writer = LedgerWriter(lambda batch: insert_records(engine, batch), Spool(tmp_path / "spool"),
-                          batch_size=100, flush_interval_s=0.02, observer=observed.extend)
+    writer = LedgerWriter(
+        lambda batch: insert_records(engine, batch),
+        Spool(tmp_path / "spool"),
+        batch_size=100,
+        flush_interval_s=0.02,
+        observer=observed.extend,
+    )
     writer.start()
     records = [make_record() for _ in range(1234)]
     for record in records:
@@ -43,8 +48,13 @@ def test_nothing_is_lost_while_postgres_is_away():
         upgrade(server.url)
         engine = make_engine(server.url, connect_args={"connect_timeout": 2})
         spool = Spool(server.root / "spool")
-        writer = LedgerWriter(lambda batch: insert_records(engine, batch), spool, batch_size=50,
-                              flush_interval_s=0.02, replay_interval_s=0.2)
+        writer = LedgerWriter(
+            lambda batch: insert_records(engine, batch),
+            spool,
+            batch_size=50,
+            flush_interval_s=0.02,
+            replay_interval_s=0.2,
+        )
         writer.start()
         for _ in range(100):
             writer.submit(make_record())

@@ -54,8 +54,12 @@ def test_sigterm_finishes_in_flight_streams_and_flushes(tmp_path, pg_url):
 
         def stream() -> None:
             response = client.chat.completions.with_raw_response.create(
-                model="llama-8b", messages=CHAT["messages"], stream=True, max_tokens=40,
-                extra_headers={"X-Sim-ITL-Ms": "25", "X-Sim-Output-Tokens": "40"})
+                model="llama-8b",
+                messages=CHAT["messages"],
+                stream=True,
+                max_tokens=40,
+                extra_headers={"X-Sim-ITL-Ms": "25", "X-Sim-Output-Tokens": "40"},
+            )
             result["id"] = response.headers["x-finops-request-id"]
             text = ""
             for chunk in response.parse():

@@ -35,8 +35,12 @@ def stack(tmp_path_factory, sim):
     dead = free_port()  # nothing listens here
     with fresh_postgres() as db_url:
         proxy = ProxyStack(
-            tmp, db_url,
-            [backend("gpu-a", sim, ["llama-8b"]), backend("gone", f"http://127.0.0.1:{dead}", ["ghost-model"])],
+            tmp,
+            db_url,
+            [
+                backend("gpu-a", sim, ["llama-8b"]),
+                backend("gone", f"http://127.0.0.1:{dead}", ["ghost-model"]),
+            ],
             tagging={"untagged": "reject"},
             proxy={"max_body_bytes": 4096, "read_timeout_s": 0.5},
         ).start()
@@ -53,8 +57,13 @@ def error_of(response: httpx.Response) -> dict:
 
 
 def post(stack, payload=None, *, content=None, headers=None, path="/chat/completions"):
-    return httpx.post(stack.base_url + path, json=payload if content is None else None, content=content,
-                      headers={**TAGS, **(headers or {})}, timeout=10)
+    return httpx.post(
+        stack.base_url + path,
+        json=payload if content is None else None,
+        content=content,
+        headers={**TAGS, **(headers or {})},
+        timeout=10,
+    )
 
 
 def no_row_for(stack, response):
@@ -63,12 +72,15 @@ def no_row_for(stack, response):
     return request_id is not None and all(r["request_id"] != request_id for r in stack.rows())
 
 
-@pytest.mark.parametrize(("content", "param"), [
-    (b"{not json", None),
-    (json.dumps({"model": "llama-8b", "messages": "hello"}).encode(), "messages"),
-    (json.dumps({"model": "llama-8b", "messages": MESSAGES, "max_tokens": "ten"}).encode(), "max_tokens"),
-    (json.dumps({"model": "llama-8b", "messages": MESSAGES, "stream": "yes"}).encode(), "stream"),
-])
+@pytest.mark.parametrize(
+    ("content", "param"),
+    [
+        (b"{not json", None),
+        (json.dumps({"model": "llama-8b", "messages": "hello"}).encode(), "messages"),
+        (json.dumps({"model": "llama-8b", "messages": MESSAGES, "max_tokens": "ten"}).encode(), "max_tokens"),
+        (json.dumps({"model": "llama-8b", "messages": MESSAGES, "stream": "yes"}).encode(), "stream"),
+    ],
+)
 def test_malformed_json_and_wrong_types_are_400(stack, content, param):
     response = post(stack, content=content, headers={"content-type": "application/json"})
     assert response.status_code == 400
@@ -82,8 +94,11 @@ def test_body_over_the_limit_is_413(stack):
     assert response.status_code == 413
     assert error_of(response)["code"] == "request_too_large"
     # Without a Content-Length (chunked upload) the limit holds too.
-    chunked = httpx.post(stack.base_url + "/chat/completions", headers=TAGS,
-                         content=iter([json.dumps(big).encode()[:3000], json.dumps(big).encode()[3000:]]))
+    chunked = httpx.post(
+        stack.base_url + "/chat/completions",
+        headers=TAGS,
+        content=iter([json.dumps(big).encode()[:3000], json.dumps(big).encode()[3000:]]),
+    )
     assert chunked.status_code == 413
     assert no_row_for(stack, response)
 
@@ -97,7 +112,9 @@ def test_unknown_model_is_404(stack):
 
 
 def test_missing_tag_is_400_naming_it(stack):
-    response = httpx.post(stack.base_url + "/chat/completions", json=CHAT, headers={"X-FinOps-Team": "search"})
+    response = httpx.post(
+        stack.base_url + "/chat/completions", json=CHAT, headers={"X-FinOps-Team": "search"}
+    )
     assert response.status_code == 400
     error = error_of(response)
     assert (error["code"], error["param"]) == ("missing_tag", "feature")
@@ -117,7 +134,11 @@ def test_unreachable_backend_is_502_and_recorded(stack):
     assert error_of(response)["code"] == "upstream_unreachable"
     row = stack.row(response.headers["x-finops-request-id"])
     assert (row["status_code"], row["error_type"], row["backend"], row["cost_nusd"]) == (
-        502, "upstream_unreachable", "gone", 0)
+        502,
+        "upstream_unreachable",
+        "gone",
+        0,
+    )
 
 
 def test_backend_timeout_is_504_and_recorded(stack):
@@ -130,14 +151,19 @@ def test_backend_timeout_is_504_and_recorded(stack):
 
 @pytest.mark.parametrize("status", [429, 500, 503])
 def test_backend_error_status_passes_through_with_its_body(stack, status):
-    direct = httpx.post(stack_sim_url(stack) + "/v1/chat/completions", json=CHAT,
-                        headers={"X-Sim-Error-Status": str(status)})
+    direct = httpx.post(
+        stack_sim_url(stack) + "/v1/chat/completions", json=CHAT, headers={"X-Sim-Error-Status": str(status)}
+    )
     response = post(stack, CHAT, headers={"X-Sim-Error-Status": str(status)})
     assert response.status_code == status == direct.status_code
     assert response.json() == direct.json()
     row = stack.row(response.headers["x-finops-request-id"])
     assert (row["status_code"], row["error_type"], row["prompt_tokens"], row["cost_nusd"]) == (
-        status, "upstream_error", 0, 0)
+        status,
+        "upstream_error",
+        0,
+        0,
+    )
 
 
 def test_context_overflow_from_the_backend_passes_through(stack):
@@ -153,12 +179,20 @@ def test_backend_dropping_a_stream_gives_an_error_event_and_a_row(stack):
     client = openai.OpenAI(base_url=stack.base_url, api_key="EMPTY", default_headers=TAGS, max_retries=0)
     with pytest.raises(openai.APIError):
         response = client.chat.completions.with_raw_response.create(
-            model="llama-8b", messages=MESSAGES, stream=True, max_tokens=10,
-            extra_headers={"X-Sim-Drop-After": "3"})
+            model="llama-8b",
+            messages=MESSAGES,
+            stream=True,
+            max_tokens=10,
+            extra_headers={"X-Sim-Drop-After": "3"},
+        )
         request_id = response.headers["x-finops-request-id"]
         list(response.parse())
     row = stack.row(request_id)
-    assert (row["status_code"], row["error_type"], row["tokens_estimated"]) == (502, "upstream_disconnected", True)
+    assert (row["status_code"], row["error_type"], row["tokens_estimated"]) == (
+        502,
+        "upstream_disconnected",
+        True,
+    )
     assert row["prompt_tokens"] == count_chat_prompt(MESSAGES)
     assert row["completion_tokens"] == 3
 
@@ -166,9 +200,12 @@ def test_backend_dropping_a_stream_gives_an_error_event_and_a_row(stack):
 def test_client_disconnect_mid_stream_is_billed_for_what_was_generated(stack):
     port = int(stack.url.rsplit(":", 1)[1])
     body = json.dumps({"model": "llama-8b", "messages": MESSAGES, "stream": True, "max_tokens": 200}).encode()
-    request = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-               b"x-finops-team: search\r\nx-finops-feature: disconnect\r\nx-sim-itl-ms: 20\r\nx-sim-output-tokens: 200\r\n"
-               b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"x-finops-team: search\r\nx-finops-feature: disconnect\r\n"
+        b"x-sim-itl-ms: 20\r\nx-sim-output-tokens: 200\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request)
         received = b""
@@ -180,7 +217,11 @@ def test_client_disconnect_mid_stream_is_billed_for_what_was_generated(stack):
     request_id = header.split("x-finops-request-id: ", 1)[1].split("\r\n", 1)[0]
     row = stack.row(request_id)
     assert row["client_disconnected"] is True
-    assert (row["status_code"], row["error_type"], row["tokens_estimated"]) == (499, "client_disconnected", True)
+    assert (row["status_code"], row["error_type"], row["tokens_estimated"]) == (
+        499,
+        "client_disconnected",
+        True,
+    )
     assert row["prompt_tokens"] == count_chat_prompt(MESSAGES)
     assert 5 <= row["completion_tokens"] < 200
     assert row["cost_nusd"] > 0

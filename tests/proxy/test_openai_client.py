@@ -13,7 +13,10 @@ from tests.support.databases import fresh_postgres, fresh_sqlite
 from tests.support.stack import ProxyStack, backend, start_sim
 
 HEADERS = {"X-FinOps-Team": "search", "X-FinOps-Feature": "autocomplete"}
-MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What does GPU idle cost?"}]
+MESSAGES = [
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "What does GPU idle cost?"},
+]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -52,9 +55,18 @@ def test_chat_completion_is_recorded_exactly(stack, client):
     assert row["cost_nusd"] == expected_cost
     assert row["prompt_cost_nusd"] + row["completion_cost_nusd"] == expected_cost
     assert Decimal(raw.headers["x-finops-cost-usd"]) * 10**9 == expected_cost
-    assert (row["team"], row["feature"], row["model"], row["backend"]) == ("search", "autocomplete", "llama-8b", "gpu-a")
+    assert (row["team"], row["feature"], row["model"], row["backend"]) == (
+        "search",
+        "autocomplete",
+        "llama-8b",
+        "gpu-a",
+    )
     assert (row["endpoint"], row["streamed"], row["status_code"], row["tokens_estimated"]) == (
-        "chat.completions", False, 200, False)
+        "chat.completions",
+        False,
+        200,
+        False,
+    )
     assert row["finish_reason"] == "length"
     assert row["trace_id"] == request_id
     assert row["latency_ms"] > 0 and row["ended_at"] >= row["started_at"]
@@ -63,8 +75,12 @@ def test_chat_completion_is_recorded_exactly(stack, client):
 
 def test_streamed_chat_relays_chunks_and_hides_the_usage_chunk(stack, client):
     stream = client.chat.completions.with_raw_response.create(
-        model="llama-8b", messages=MESSAGES, stream=True, max_tokens=8,
-        extra_headers={"X-FinOps-Trace-Id": "trace-stream-1", "X-FinOps-Stage": "generation"})
+        model="llama-8b",
+        messages=MESSAGES,
+        stream=True,
+        max_tokens=8,
+        extra_headers={"X-FinOps-Trace-Id": "trace-stream-1", "X-FinOps-Stage": "generation"},
+    )
     request_id = stream.headers["x-finops-request-id"]
     chunks = list(stream.parse())
     assert all(chunk.usage is None for chunk in chunks)
@@ -82,24 +98,35 @@ def test_streamed_chat_relays_chunks_and_hides_the_usage_chunk(stack, client):
 
 
 def test_streamed_chat_keeps_the_usage_chunk_when_asked(stack, client):
-    chunks = list(client.chat.completions.create(model="llama-8b", messages=MESSAGES, stream=True, max_tokens=5,
-                                                 stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="llama-8b",
+            messages=MESSAGES,
+            stream=True,
+            max_tokens=5,
+            stream_options={"include_usage": True},
+        )
+    )
     usage_chunks = [chunk for chunk in chunks if chunk.usage is not None]
     assert len(usage_chunks) == 1 and usage_chunks[0].choices == []
     assert usage_chunks[0].usage.completion_tokens == 5
 
 
 def test_completions_streamed_and_not(stack, client):
-    raw = client.completions.with_raw_response.create(model="qwen-1b", prompt="Once upon a time", max_tokens=6)
+    raw = client.completions.with_raw_response.create(
+        model="qwen-1b", prompt="Once upon a time", max_tokens=6
+    )
     completion = raw.parse()
     assert completion.usage.prompt_tokens == count_prompt_input("Once upon a time")
     row = stack.row(raw.headers["x-finops-request-id"])
     assert (row["endpoint"], row["model"], row["completion_tokens"]) == ("completions", "qwen-1b", 6)
-    assert row["cost_nusd"] == int(Decimal("0.015") * 1000 * completion.usage.prompt_tokens
-                                   + Decimal("0.045") * 1000 * 6)
+    assert row["cost_nusd"] == int(
+        Decimal("0.015") * 1000 * completion.usage.prompt_tokens + Decimal("0.045") * 1000 * 6
+    )
 
-    streamed = client.completions.with_raw_response.create(model="qwen-1b", prompt="Once upon a time",
-                                                           max_tokens=6, stream=True)
+    streamed = client.completions.with_raw_response.create(
+        model="qwen-1b", prompt="Once upon a time", max_tokens=6, stream=True
+    )
     text = "".join(chunk.choices[0].text for chunk in streamed.parse() if chunk.choices)
     assert count_text(text) == 6
     row = stack.row(streamed.headers["x-finops-request-id"])
@@ -112,7 +139,9 @@ def test_embeddings(stack, client):
     assert len(result.data) == 2
     row = stack.row(raw.headers["x-finops-request-id"])
     assert row["endpoint"] == "embeddings"
-    assert row["prompt_tokens"] == result.usage.prompt_tokens == count_prompt_input(["first text", "second one"])
+    assert (
+        row["prompt_tokens"] == result.usage.prompt_tokens == count_prompt_input(["first text", "second one"])
+    )
     assert row["completion_tokens"] == 0
 
 
@@ -131,14 +160,16 @@ def test_metadata_tags_are_used_and_not_forwarded(stack):
 
 
 def test_metrics_count_calls_tokens_and_cost(stack, client):
-    client.chat.completions.create(model="llama-8b", messages=MESSAGES, max_tokens=3,
-                                   extra_headers={"X-FinOps-Feature": "metrics-check"})
+    client.chat.completions.create(
+        model="llama-8b", messages=MESSAGES, max_tokens=3, extra_headers={"X-FinOps-Feature": "metrics-check"}
+    )
     stack.wait_rows(lambda rows: any(r["feature"] == "metrics-check" for r in rows))
 
     def scrape():
         return httpx.get(stack.url + "/metrics").text
 
     import time
+
     deadline = time.monotonic() + 5
     text = scrape()
     while 'feature="metrics-check"' not in text and time.monotonic() < deadline:
@@ -146,11 +177,23 @@ def test_metrics_count_calls_tokens_and_cost(stack, client):
         text = scrape()
     from prometheus_client.parser import text_string_to_metric_families
 
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(text) for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
     labels = (("feature", "metrics-check"), ("model", "llama-8b"), ("team", "search"))
-    assert samples[("finops_requests_total", tuple(sorted(
-        (*labels, ("endpoint", "chat.completions"), ("status", "200")))))] == 1
+    assert (
+        samples[
+            (
+                "finops_requests_total",
+                tuple(sorted((*labels, ("endpoint", "chat.completions"), ("status", "200")))),
+            )
+        ]
+        == 1
+    )
     assert samples[("finops_tokens_total", tuple(sorted((*labels, ("kind", "completion")))))] == 3
     assert samples[("finops_cost_usd_total", labels)] > 0
-    assert ("finops_time_to_first_token_seconds_bucket" in text) and ("finops_inter_token_latency_seconds" in text)
+    assert ("finops_time_to_first_token_seconds_bucket" in text) and (
+        "finops_inter_token_latency_seconds" in text
+    )

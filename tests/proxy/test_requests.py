@@ -31,24 +31,27 @@ def test_client_that_asked_for_usage_keeps_its_options():
     assert upstream_body(request, body) is body
 
 
-@pytest.mark.parametrize(("endpoint", "body", "param"), [
-    (CHAT, b"{not json", None),
-    (CHAT, b"[]", None),
-    (CHAT, b"", None),
-    (CHAT, orjson.dumps({"messages": [{"role": "user", "content": "x"}]}), "model"),
-    (CHAT, orjson.dumps({"model": 5, "messages": []}), "model"),
-    (CHAT, orjson.dumps({"model": "m"}), "messages"),
-    (CHAT, orjson.dumps({"model": "m", "messages": "hi"}), "messages"),
-    (CHAT, orjson.dumps({"model": "m", "messages": [{"content": "x"}]}), "messages[0]"),
-    (CHAT, chat(stream="yes"), "stream"),
-    (CHAT, chat(max_tokens=True), "max_tokens"),
-    (CHAT, chat(max_tokens="10"), "max_tokens"),
-    (CHAT, chat(metadata=["team"]), "metadata"),
-    (COMPLETIONS, orjson.dumps({"model": "m"}), "prompt"),
-    (COMPLETIONS, orjson.dumps({"model": "m", "prompt": 3}), "prompt"),
-    (EMBEDDINGS, orjson.dumps({"model": "m"}), "input"),
-    (EMBEDDINGS, orjson.dumps({"model": "m", "input": "x", "stream": True}), "stream"),
-])
+@pytest.mark.parametrize(
+    ("endpoint", "body", "param"),
+    [
+        (CHAT, b"{not json", None),
+        (CHAT, b"[]", None),
+        (CHAT, b"", None),
+        (CHAT, orjson.dumps({"messages": [{"role": "user", "content": "x"}]}), "model"),
+        (CHAT, orjson.dumps({"model": 5, "messages": []}), "model"),
+        (CHAT, orjson.dumps({"model": "m"}), "messages"),
+        (CHAT, orjson.dumps({"model": "m", "messages": "hi"}), "messages"),
+        (CHAT, orjson.dumps({"model": "m", "messages": [{"content": "x"}]}), "messages[0]"),
+        (CHAT, chat(stream="yes"), "stream"),
+        (CHAT, chat(max_tokens=True), "max_tokens"),
+        (CHAT, chat(max_tokens="10"), "max_tokens"),
+        (CHAT, chat(metadata=["team"]), "metadata"),
+        (COMPLETIONS, orjson.dumps({"model": "m"}), "prompt"),
+        (COMPLETIONS, orjson.dumps({"model": "m", "prompt": 3}), "prompt"),
+        (EMBEDDINGS, orjson.dumps({"model": "m"}), "input"),
+        (EMBEDDINGS, orjson.dumps({"model": "m", "input": "x", "stream": True}), "stream"),
+    ],
+)
 def test_bad_requests_are_400_naming_the_parameter(endpoint, body, param):
     with pytest.raises(ProxyError) as caught:
         parse_request(endpoint, body)

@@ -10,15 +10,33 @@ def event(obj) -> bytes:
 
 
 def chat_stream(words, with_usage=True):
-    chunks = [event({"id": "c", "model": "served", "choices": [{"index": 0, "delta": {"role": "assistant",
-                                                                                       "content": ""}}]})]
+    chunks = [
+        event(
+            {
+                "id": "c",
+                "model": "served",
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}],
+            }
+        )
+    ]
     for word in words:
-        chunks.append(event({"id": "c", "model": "served", "choices": [{"index": 0, "delta": {"content": word}}]}))
-    chunks.append(event({"id": "c", "model": "served",
-                         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        chunks.append(
+            event({"id": "c", "model": "served", "choices": [{"index": 0, "delta": {"content": word}}]})
+        )
+    chunks.append(
+        event({"id": "c", "model": "served", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    )
     if with_usage:
-        chunks.append(event({"id": "c", "model": "served", "choices": [],
-                             "usage": {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7}}))
+        chunks.append(
+            event(
+                {
+                    "id": "c",
+                    "model": "served",
+                    "choices": [],
+                    "usage": {"prompt_tokens": 7, "completion_tokens": len(words), "total_tokens": 7},
+                }
+            )
+        )
     chunks.append(b"data: [DONE]\n\n")
     return chunks
 

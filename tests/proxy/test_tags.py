@@ -7,14 +7,19 @@ KEY = KeyDefaults("key_1", "search", "autocomplete")
 
 
 def test_headers_win_over_metadata():
-    tags = resolve_tags({"x-finops-team": "search", "x-finops-feature": "chat"},
-                        {"team": "other", "feature": "other"}, None, reject_untagged=True)
+    tags = resolve_tags(
+        {"x-finops-team": "search", "x-finops-feature": "chat"},
+        {"team": "other", "feature": "other"},
+        None,
+        reject_untagged=True,
+    )
     assert (tags.team, tags.feature) == ("search", "chat")
 
 
 def test_metadata_supplies_tags_and_trace():
-    tags = resolve_tags({}, {"team": "ads", "feature": "copy", "trace_id": "t-1", "stage": "rag"}, None,
-                        reject_untagged=True)
+    tags = resolve_tags(
+        {}, {"team": "ads", "feature": "copy", "trace_id": "t-1", "stage": "rag"}, None, reject_untagged=True
+    )
     assert (tags.team, tags.feature, tags.trace_id, tags.stage) == ("ads", "copy", "t-1", "rag")
 
 
@@ -56,11 +61,19 @@ def test_bad_tag_values_are_refused(bad):
 def test_traceparent_supplies_the_trace_id():
     parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     assert trace_id_from_traceparent(parent) == "4bf92f3577b34da6a3ce929d0e0e4736"
-    tags = resolve_tags({"traceparent": parent, "x-finops-team": "a", "x-finops-feature": "b"}, None, None,
-                        reject_untagged=True)
+    tags = resolve_tags(
+        {"traceparent": parent, "x-finops-team": "a", "x-finops-feature": "b"},
+        None,
+        None,
+        reject_untagged=True,
+    )
     assert tags.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
-    explicit = resolve_tags({"traceparent": parent, "x-finops-trace-id": "mine", "x-finops-team": "a",
-                             "x-finops-feature": "b"}, None, None, reject_untagged=True)
+    explicit = resolve_tags(
+        {"traceparent": parent, "x-finops-trace-id": "mine", "x-finops-team": "a", "x-finops-feature": "b"},
+        None,
+        None,
+        reject_untagged=True,
+    )
     assert explicit.trace_id == "mine"
     assert trace_id_from_traceparent("00-" + "0" * 32 + "-00f067aa0ba902b7-01") is None
     assert trace_id_from_traceparent("garbage") is None

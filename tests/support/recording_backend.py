@@ -31,10 +31,12 @@ class RecordingBackend:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
-                backend.requests.append(Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                backend.requests.append(
+                    Recorded(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                )
                 self.send_response(backend.status)
                 self.send_header("content-type", backend.content_type)
                 self.send_header("content-length", str(len(backend.body)))

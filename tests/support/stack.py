@@ -43,8 +43,11 @@ class ProxyStack:
             "database_url": db_url,
             "backends": backends,
             "prices": PRICES,
-            "ledger": {"flush_interval_ms": 20, "spool_dir": str(tmp / f"spool-{self.port}"),
-                       "replay_interval_s": 0.3},
+            "ledger": {
+                "flush_interval_ms": 20,
+                "spool_dir": str(tmp / f"spool-{self.port}"),
+                "replay_interval_s": 0.3,
+            },
             "proxy": {"refresh_interval_s": 0.5},
         }
         for key, value in config.items():
@@ -58,8 +61,10 @@ class ProxyStack:
         self.process: Process | None = None
 
     def start(self) -> ProxyStack:
-        self.process = Process(["proxy", "--config", str(self.config_path), "--port", str(self.port)],
-                               self.tmp / f"proxy-{self.port}.log")
+        self.process = Process(
+            ["proxy", "--config", str(self.config_path), "--port", str(self.port)],
+            self.tmp / f"proxy-{self.port}.log",
+        )
         self.process.wait_http(self.url + "/healthz")
         return self
 
@@ -75,15 +80,18 @@ class ProxyStack:
 
     def rows(self) -> list[dict[str, Any]]:
         with unit_of_work(self.engine) as session:
-            return [{name: getattr(row, name) for name in COLUMNS}
-                    for row in session.scalars(select(TokenLedgerRow).order_by(TokenLedgerRow.id))]
+            return [
+                {name: getattr(row, name) for name in COLUMNS}
+                for row in session.scalars(select(TokenLedgerRow).order_by(TokenLedgerRow.id))
+            ]
 
     def row(self, request_id: str, timeout_s: float = 10.0) -> dict[str, Any]:
         found = self.wait_rows(lambda rows: any(r["request_id"] == request_id for r in rows), timeout_s)
         return next(r for r in found if r["request_id"] == request_id)
 
-    def wait_rows(self, predicate: Callable[[list[dict[str, Any]]], bool],
-                  timeout_s: float = 10.0) -> list[dict[str, Any]]:
+    def wait_rows(
+        self, predicate: Callable[[list[dict[str, Any]]], bool], timeout_s: float = 10.0
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout_s
         rows = self.rows()
         while not predicate(rows):
@@ -95,5 +103,7 @@ class ProxyStack:
         return rows
 
 
-def backend(name: str, url: str, models: Sequence[str] = ("llama-8b", "qwen-1b"), **extra: Any) -> dict[str, Any]:
+def backend(
+    name: str, url: str, models: Sequence[str] = ("llama-8b", "qwen-1b"), **extra: Any
+) -> dict[str, Any]:
     return {"name": name, "url": url, "models": list(models), "gpus": 1, "usd_per_gpu_hour": "2.0", **extra}

@@ -1,0 +1,202 @@
+"""``finops up``: every finops process as children of one command, on the embedded default.
+
+With ``--demo`` it first starts a simulated vLLM fleet (``finops sim`` backends of three model sizes)
+and writes a config for it. Children are supervised: one that dies is reported and the rest are
+stopped; Ctrl-C (or SIGTERM) stops them in order, the proxy last among the request path, so that its
+ledger queue is flushed before the command returns.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from finops.config import FinopsConfig, load_config
+from finops.migrate import upgrade
+
+DEMO_DIR = Path("finops-demo")
+
+
+@dataclass(frozen=True)
+class DemoBackend:
+    name: str
+    port: int
+    model: str
+    gpus: int
+    usd_per_gpu_hour: str
+    ttft_ms: int
+    itl_ms: int
+    output_tokens: int
+
+
+# Three model sizes on four stand-in backends: the 70B model on two 4-GPU nodes, priced like the real thing.
+DEMO_FLEET = (
+    DemoBackend("h100-70b-a", 9101, "llama-70b", 4, "2.49", 180, 30, 120),
+    DemoBackend("h100-70b-b", 9102, "llama-70b", 4, "2.49", 180, 30, 120),
+    DemoBackend("l40s-8b", 9103, "llama-8b", 1, "0.86", 60, 12, 80),
+    DemoBackend("t4-1b", 9104, "qwen-1.5b", 1, "0.35", 25, 6, 40),
+)
+DEMO_PRICES = {
+    "llama-70b": {"input_per_mtok": "0.59", "output_per_mtok": "0.79"},
+    "llama-8b": {"input_per_mtok": "0.05", "output_per_mtok": "0.08"},
+    "qwen-1.5b": {"input_per_mtok": "0.02", "output_per_mtok": "0.04"},
+}
+
+
+def demo_config(directory: Path) -> dict[str, Any]:
+    return {
+        "database_url": f"sqlite:///{(directory / 'finops.db').resolve()}",
+        "backends": [
+            {
+                "name": b.name,
+                "url": f"http://127.0.0.1:{b.port}",
+                "models": [b.model],
+                "gpus": b.gpus,
+                "usd_per_gpu_hour": b.usd_per_gpu_hour,
+            }
+            for b in DEMO_FLEET
+        ],
+        "prices": DEMO_PRICES,
+        "tagging": {"untagged": "unallocated"},
+        "ledger": {"spool_dir": str((directory / "spool").resolve())},
+    }
+
+
+class Child:
+    def __init__(self, name: str, args: list[str]) -> None:
+        self.name = name
+        # Own process group: a Ctrl-C at the terminal reaches us, and we stop children in our order.
+        self.popen = subprocess.Popen([sys.executable, "-m", "finops.cli", *args], start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                print(
+                    f"finops up: {self.name} did not stop within {timeout_s:.0f} s; killing it",
+                    file=sys.stderr,
+                )
+                self.popen.kill()
+                self.popen.wait()
+        return self.popen.returncode
+
+
+def _wait_http(url: str, child: Child, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise RuntimeError(f"{child.name} exited with status {child.popen.returncode} while starting")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{child.name} did not answer at {url} within {timeout_s:.0f} s")
+
+
+class Stop(Exception):
+    pass
+
+
+def _raise_stop(_signum: int, _frame: object) -> None:
+    raise Stop
+
+
+def run_up(config_path: str | None, demo: bool, proxy_port: int) -> int:
+    if demo and config_path is None:
+        DEMO_DIR.mkdir(exist_ok=True)
+        path = DEMO_DIR / "finops.yaml"
+        path.write_text(yaml.safe_dump(demo_config(DEMO_DIR), sort_keys=False))
+        config_path = str(path)
+    config: FinopsConfig = load_config(config_path)
+    print(f"finops up: migrating {config.database_url}")
+    upgrade(config.database_url)
+
+    children: list[Child] = []
+    signal.signal(signal.SIGTERM, _raise_stop)
+    try:
+        if demo:
+            sims = [
+                (
+                    b,
+                    Child(
+                        f"sim {b.name}",
+                        [
+                            "sim",
+                            "--port",
+                            str(b.port),
+                            "--model",
+                            b.model,
+                            "--ttft-ms",
+                            str(b.ttft_ms),
+                            "--itl-ms",
+                            str(b.itl_ms),
+                            "--output-tokens",
+                            str(b.output_tokens),
+                            "--seed",
+                            str(b.port),
+                        ],
+                    ),
+                )
+                for b in DEMO_FLEET
+            ]
+            children.extend(sim for _, sim in sims)
+            for b, sim in sims:
+                _wait_http(f"http://127.0.0.1:{b.port}/health", sim)
+        proxy_args = ["proxy", "--port", str(proxy_port)]
+        if config_path:
+            proxy_args += ["--config", config_path]
+        proxy = Child("proxy", proxy_args)
+        children.append(proxy)
+        proxy_url = f"http://127.0.0.1:{proxy_port}"
+        _wait_http(proxy_url + "/healthz", proxy)
+        model = config.models()[0] if config.models() else "MODEL"
+        print(
+            f"""
+finops is up.
+  proxy (OpenAI API)  {proxy_url}/v1
+  metrics             {proxy_url}/metrics
+  ledger              {config.database_url}
+Try it:
+  curl -s {proxy_url}/v1/chat/completions -H 'content-type: application/json' \\
+    -H 'X-FinOps-Team: search' -H 'X-FinOps-Feature: autocomplete' \\
+    -d '{{"model": "{model}", "messages": [{{"role": "user", "content": "hello"}}]}}'
+Ctrl-C stops everything (the ledger is flushed first).
+""",
+            flush=True,
+        )
+        while True:
+            for child in children:
+                if not child.alive():
+                    print(
+                        f"finops up: {child.name} exited with status {child.popen.returncode}; stopping",
+                        file=sys.stderr,
+                    )
+                    return 1
+            time.sleep(0.5)
+    except (KeyboardInterrupt, Stop):
+        print("\nfinops up: stopping", file=sys.stderr)
+        return 0
+    except RuntimeError as exc:
+        print(f"finops up: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the orderly stop
+        # The proxy first (it drains its calls while the backends still answer), then the backends.
+        for child in sorted(children, key=lambda c: c.name != "proxy"):
+            child.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
