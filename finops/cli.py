@@ -10,6 +10,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from finops.config import ConfigError, FinopsConfig, load_config
 
 Handler = Callable[[argparse.Namespace], int]
@@ -81,7 +83,9 @@ def _register_up(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def build_parser() -> argparse.ArgumentParser:
     from finops.keys.cli import register as register_keys
+    from finops.report import register as register_report
     from finops.sim.cli import register as register_sim
+    from finops.worker.cli import register as register_worker
 
     parser = argparse.ArgumentParser(prog="finops", description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -90,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     _register_up(subparsers)
     register_keys(subparsers)
     register_sim(subparsers)
+    register_worker(subparsers)
+    register_report(subparsers)
     return parser
 
 
@@ -105,6 +111,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"finops: {exc}", file=sys.stderr)
         return 2
+    except SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", exc)).strip().splitlines()
+        print(f"finops: database error: {first[0] if first else type(exc).__name__}\n"
+              "  is the database reachable, and migrated to the current schema (`finops migrate`)?",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -19,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_DATABASE_URL = "sqlite:///finops.db"
+# Keys whose values stay strings even when YAML would read them as something else.
+_STRING_KEYS = {"database_url", "secret_key", "url", "broker_url"}
 ENV_PREFIX = "FINOPS_"
 
 
@@ -105,6 +107,26 @@ class LedgerConfig(_Strict):
     replay_interval_s: float = Field(default=2.0, gt=0)
 
 
+class AttributionConfig(_Strict):
+    window_s: int = Field(default=60, gt=0)
+    # A window is attributed this long after it ends, so calls that end just after it are in.
+    # (A call that lands later still gets its windows recomputed.)
+    close_delay_s: int = Field(default=30, ge=0)
+
+
+class JobsConfig(_Strict):
+    # Seconds between scheduled runs (Celery beat).
+    attribution_every_s: float = Field(default=60.0, gt=0)
+    rollups_every_s: float = Field(default=60.0, gt=0)
+
+
+class WorkerConfig(_Strict):
+    # The embedded broker's folder (used when broker_url is empty).
+    broker_dir: str = "finops-broker"
+    concurrency: int = Field(default=2, gt=0)
+    beat_schedule_file: str = "finops-beat-schedule"
+
+
 class FinopsConfig(_Strict):
     database_url: str = DEFAULT_DATABASE_URL
     # Keys API keys' hashes. Empty: a random secret is generated once and kept in the database.
@@ -115,6 +137,12 @@ class FinopsConfig(_Strict):
     auth: AuthConfig = AuthConfig()
     proxy: ProxyConfig = ProxyConfig()
     ledger: LedgerConfig = LedgerConfig()
+    attribution: AttributionConfig = AttributionConfig()
+    jobs: JobsConfig = JobsConfig()
+    worker: WorkerConfig = WorkerConfig()
+    # Celery broker. Empty: the embedded default, a broker in local files that needs no server
+    # (one machine); production: redis://host:6379/0.
+    broker_url: str | None = None
     timezone: str = "UTC"
 
     @model_validator(mode="after")
@@ -166,7 +194,7 @@ def apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dic
             node[key] = child
             node = child
         # A URL or a secret must stay a string even when YAML would read it as something else.
-        node[path[-1]] = raw if path[-1] in {"database_url", "secret_key", "url"} else _parse_env_value(raw)
+        node[path[-1]] = raw if path[-1] in _STRING_KEYS else _parse_env_value(raw)
     return merged
 
 

@@ -1,8 +1,21 @@
 """Imports every ORM model so that ``Base.metadata`` holds the whole schema (for Alembic)."""
 
+from finops.attribution.models import GpuLedgerRow
 from finops.db import Base
+from finops.jobs.models import JobStateRow
 from finops.keys.models import ApiKeyRow, SettingRow
 from finops.ledger.models import TokenLedgerRow
 from finops.pricing.models import PriceBookRow
+from finops.rollups.models import RollupDirtyHourRow, UsageRollupRow
 
-__all__ = ["ApiKeyRow", "Base", "PriceBookRow", "SettingRow", "TokenLedgerRow"]
+__all__ = [
+    "ApiKeyRow",
+    "Base",
+    "GpuLedgerRow",
+    "JobStateRow",
+    "PriceBookRow",
+    "RollupDirtyHourRow",
+    "SettingRow",
+    "TokenLedgerRow",
+    "UsageRollupRow",
+]

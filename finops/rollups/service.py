@@ -1,0 +1,161 @@
+"""The rollup job: hourly totals by team, feature, model and backend, recomputed for touched hours.
+
+An hour is touched when a ledger call started in it since the last run, or when the attribution job
+rewrote GPU rows in it (``rollup_dirty_hours``). A touched hour is recomputed whole from the ledgers
+(delete, aggregate, insert), so a rerun gives the same rows and nothing is counted twice.
+
+Tokens and their cost count in the hour the call started; GPU time counts in the hour of each window,
+so a call that spans an hour boundary has its GPU-seconds split across both hours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from finops.attribution.models import GpuLedgerRow
+from finops.jobs import state as job_state
+from finops.ledger.models import TokenLedgerRow
+from finops.rollups.models import IDLE, RollupDirtyHourRow, UsageRollupRow
+
+JOB = "rollups"
+HOUR = timedelta(hours=1)
+ZERO = Decimal(0)
+MAX_NEW_ROWS_PER_RUN = 1_000_000
+
+
+@dataclass
+class Totals:
+    calls: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    token_cost_nusd: int = 0
+    gpu_seconds: Decimal = ZERO
+    gpu_cost_nusd: int = 0
+    idle_gpu_seconds: Decimal = ZERO
+    idle_cost_nusd: int = 0
+
+
+def hour_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def aggregate_hour(session: Session, hour: datetime) -> dict[tuple[str, str, str, str], Totals]:
+    end = hour + HOUR
+    ledger = TokenLedgerRow
+    totals: dict[tuple[str, str, str, str], Totals] = {}
+    token_rows = session.execute(
+        select(
+            ledger.team,
+            ledger.feature,
+            ledger.model,
+            func.coalesce(ledger.backend, IDLE),
+            func.count(),
+            func.sum(case((ledger.status_code >= 400, 1), else_=0)),
+            func.sum(ledger.prompt_tokens),
+            func.sum(ledger.completion_tokens),
+            func.sum(ledger.cost_nusd),
+        )
+        .where(ledger.started_at >= hour, ledger.started_at < end)
+        .group_by(ledger.team, ledger.feature, ledger.model, func.coalesce(ledger.backend, IDLE))
+    )
+    for team, feature, model, backend, calls, errors, prompt, completion, cost in token_rows:
+        t = totals.setdefault((team, feature, model, backend), Totals())
+        t.calls, t.errors = int(calls), int(errors or 0)
+        t.prompt_tokens, t.completion_tokens, t.token_cost_nusd = (
+            int(prompt or 0),
+            int(completion or 0),
+            int(cost or 0),
+        )
+
+    gpu = GpuLedgerRow
+    gpu_rows = session.execute(
+        select(
+            func.coalesce(gpu.team, IDLE),
+            func.coalesce(gpu.feature, IDLE),
+            func.coalesce(gpu.model, IDLE),
+            gpu.backend,
+            gpu.request_id.is_(None),
+            func.sum(gpu.gpu_seconds),
+            func.sum(gpu.cost_nusd),
+        )
+        .where(gpu.window_start >= hour, gpu.window_start < end)
+        .group_by(
+            func.coalesce(gpu.team, IDLE),
+            func.coalesce(gpu.feature, IDLE),
+            func.coalesce(gpu.model, IDLE),
+            gpu.backend,
+            gpu.request_id.is_(None),
+        )
+    )
+    for team, feature, model, backend, idle, seconds, cost in gpu_rows:
+        key = (IDLE, IDLE, IDLE, backend) if idle else (team, feature, model, backend)
+        t = totals.setdefault(key, Totals())
+        if idle:
+            t.idle_gpu_seconds += Decimal(seconds or 0)
+            t.idle_cost_nusd += int(cost or 0)
+        else:
+            t.gpu_seconds += Decimal(seconds or 0)
+            t.gpu_cost_nusd += int(cost or 0)
+    return totals
+
+
+def recompute_hours(session: Session, hours: Iterable[datetime]) -> int:
+    written = 0
+    for hour in sorted(set(hours)):
+        session.execute(delete(UsageRollupRow).where(UsageRollupRow.hour == hour))
+        values: list[dict[str, Any]] = [
+            {"hour": hour, "team": team, "feature": feature, "model": model, "backend": backend, **vars(t)}
+            for (team, feature, model, backend), t in aggregate_hour(session, hour).items()
+        ]
+        if values:
+            session.execute(insert(UsageRollupRow), values)
+        written += len(values)
+    return written
+
+
+@dataclass(frozen=True)
+class RollupResult:
+    hours: int
+    rows: int
+
+
+def run_rollups(session: Session, now: datetime | None = None) -> RollupResult:
+    now = now or datetime.now(UTC)
+    state = job_state.claim_ledger_job(session, JOB, now)
+    last_id = int(state.get("last_ledger_id", 0))
+    ledger = TokenLedgerRow
+    new = list(
+        session.execute(
+            select(ledger.id, ledger.started_at)
+            .where(ledger.id > last_id)
+            .order_by(ledger.id)
+            .limit(MAX_NEW_ROWS_PER_RUN)
+        )
+    )
+    hours = {hour_of(r.started_at) for r in new}
+    dirty = set(session.scalars(select(RollupDirtyHourRow.hour)))
+    hours |= {hour_of(h) for h in dirty}
+    written = recompute_hours(session, hours)
+    if dirty:
+        session.execute(delete(RollupDirtyHourRow).where(RollupDirtyHourRow.hour.in_(dirty)))
+    job_state.save(session, JOB, {"last_ledger_id": max((r.id for r in new), default=last_id)})
+    return RollupResult(len(hours), written)
+
+
+def recompute_range(session: Session, start: datetime, end: datetime) -> RollupResult:
+    """Recompute every hour that overlaps [start, end)."""
+    job_state.claim_ledger_job(session, JOB, datetime.now(UTC))
+    hours = []
+    hour = hour_of(start)
+    while hour < end:
+        hours.append(hour)
+        hour += HOUR
+    return RollupResult(len(hours), recompute_hours(session, hours))
