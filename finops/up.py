@@ -1,9 +1,10 @@
 """``finops up``: every finops process as children of one command, on the embedded default.
 
-With ``--demo`` it first starts a simulated vLLM fleet (``finops sim`` backends of three model sizes)
-and writes a config for it. Children are supervised: one that dies is reported and the rest are
-stopped; Ctrl-C (or SIGTERM) stops them in order, the proxy last among the request path, so that its
-ledger queue is flushed before the command returns.
+It runs the proxy and a Celery worker with the scheduler inside it. With ``--demo`` it first starts a
+simulated vLLM fleet (``finops sim`` backends of three model sizes) and writes a config for it.
+Children are supervised: one that dies is reported and the rest are stopped. Ctrl-C (or SIGTERM) stops
+the proxy first, so that its in-flight calls finish against live backends and its ledger queue is
+flushed, then the rest.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def demo_config(directory: Path) -> dict[str, Any]:
         "prices": DEMO_PRICES,
         "tagging": {"untagged": "unallocated"},
         "ledger": {"spool_dir": str((directory / "spool").resolve())},
+        "worker": {"broker_dir": str((directory / "broker").resolve()),
+                   "beat_schedule_file": str((directory / "beat-schedule").resolve())},
     }
 
 
@@ -161,6 +164,9 @@ def run_up(config_path: str | None, demo: bool, proxy_port: int) -> int:
             proxy_args += ["--config", config_path]
         proxy = Child("proxy", proxy_args)
         children.append(proxy)
+        config_args = ["--config", config_path] if config_path else []
+        # One worker process with the scheduler inside it: one machine needs no separate beat.
+        children.append(Child("worker", ["worker", "--beat", "--loglevel", "WARNING", *config_args]))
         proxy_url = f"http://127.0.0.1:{proxy_port}"
         _wait_http(proxy_url + "/healthz", proxy)
         model = config.models()[0] if config.models() else "MODEL"
@@ -170,6 +176,8 @@ finops is up.
   proxy (OpenAI API)  {proxy_url}/v1
   metrics             {proxy_url}/metrics
   ledger              {config.database_url}
+  worker + beat       attribution and rollups every {config.jobs.attribution_every_s:g} s
+  report              finops report{" --config " + config_path if config_path else ""} --by team
 Try it:
   curl -s {proxy_url}/v1/chat/completions -H 'content-type: application/json' \\
     -H 'X-FinOps-Team: search' -H 'X-FinOps-Feature: autocomplete' \\

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from finops.config import FinopsConfig
 from finops.proxy.call import CallHandler
-from finops.proxy.errors import ProxyError, method_not_allowed, not_found
+from finops.proxy.errors import ProxyError, method_not_allowed, model_not_found, not_found
 from finops.proxy.requests import ENDPOINT_BY_PATH
 from finops.proxy.state import ProxyState
 
@@ -144,8 +144,6 @@ class ProxyApp:
 
     async def _one_model(self, send: Send, model: str) -> None:
         if not self.state.router.serves(model):
-            from finops.proxy.errors import model_not_found
-
             await send_error(send, model_not_found(model))
             return
         await send_json(

@@ -117,10 +117,10 @@ class CallHandler:
         self.state = state
         self.session = session
         proxy = state.config.proxy
-        self._timeout = aiohttp.ClientTimeout(
+        self.timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=proxy.connect_timeout_s, sock_read=proxy.read_timeout_s
         )
-        self._read_timeout_s = proxy.read_timeout_s
+        self.read_timeout_s = proxy.read_timeout_s
         self._reject_untagged = state.config.tagging.untagged == "reject"
         self._required_tags = tuple(state.config.tagging.required)
         self._max_body = proxy.max_body_bytes
@@ -263,7 +263,7 @@ class Call:
             self.backend = backend
             try:
                 response = await self.handler.session.post(
-                    backend.api_base + path, data=self.forward, headers=headers, timeout=self.handler._timeout
+                    backend.api_base + path, data=self.forward, headers=headers, timeout=self.handler.timeout
                 )
             except aiohttp.ClientConnectorError:
                 backend.in_flight -= 1
@@ -277,9 +277,9 @@ class Call:
             except (TimeoutError, aiohttp.ServerTimeoutError):
                 backend.in_flight -= 1
                 self._fail_before_response(
-                    errors.upstream_timeout(self.handler._read_timeout_s), "upstream_timeout"
+                    errors.upstream_timeout(self.handler.read_timeout_s), "upstream_timeout"
                 )
-                raise errors.upstream_timeout(self.handler._read_timeout_s) from None
+                raise errors.upstream_timeout(self.handler.read_timeout_s) from None
             except aiohttp.ClientError as exc:
                 backend.in_flight -= 1
                 self._fail_before_response(
@@ -302,7 +302,7 @@ class Call:
             body = await response.read()
         except (TimeoutError, aiohttp.ServerTimeoutError):
             self._submit(504, Usage(0, 0, 0, False), error_type="upstream_timeout")
-            raise errors.upstream_timeout(self.handler._read_timeout_s) from None
+            raise errors.upstream_timeout(self.handler.read_timeout_s) from None
         except aiohttp.ClientError as exc:
             self._submit(502, Usage(0, 0, 0, False), error_type="upstream_disconnected")
             raise errors.upstream_failed(f"{type(exc).__name__} while reading the response") from None
@@ -357,7 +357,7 @@ class Call:
                 if tail:
                     await send({"type": "http.response.body", "body": tail, "more_body": True})
         except (TimeoutError, aiohttp.ServerTimeoutError):
-            error = errors.upstream_timeout(self.handler._read_timeout_s)
+            error = errors.upstream_timeout(self.handler.read_timeout_s)
             failure = (504, "upstream_timeout", error)
         except aiohttp.ClientError as exc:
             error = errors.upstream_failed(f"the stream broke off ({type(exc).__name__})")
