@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import aiohttp
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -52,7 +51,6 @@ class ProxyApp:
     def __init__(self, config: FinopsConfig, state: ProxyState | None = None) -> None:
         self.config = config
         self.state = state or ProxyState(config)
-        self._session: aiohttp.ClientSession | None = None
         self._calls: CallHandler | None = None
         self._models_body = orjson.dumps(
             {
@@ -73,19 +71,12 @@ class ProxyApp:
 
     # -- lifespan ---------------------------------------------------------------------------------
     async def startup(self) -> None:
-        proxy = self.config.proxy
-        connector = aiohttp.TCPConnector(
-            limit=0, limit_per_host=proxy.max_connections_per_backend, keepalive_timeout=60, ttl_dns_cache=300
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding")
-        )
-        self._calls = CallHandler(self.state, self._session)
+        self._calls = CallHandler(self.state)
         await self.state.start()
 
     async def shutdown(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        if self._calls is not None:
+            self._calls.close()
         await self.state.stop()
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:

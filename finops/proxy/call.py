@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 import orjson
 
 from finops.ledger.record import UsageRecord
@@ -23,6 +22,14 @@ from finops.proxy.routing import Backend
 from finops.proxy.sse import StreamTracker
 from finops.proxy.state import ProxyState
 from finops.proxy.tags import KeyDefaults, Tags, resolve_tags
+from finops.proxy.upstream import (
+    ConnectFailed,
+    Connection,
+    Pool,
+    UpstreamClosed,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from finops.tokens.counting import content_text, count_chat_prompt, count_prompt_input, count_text
 
 log = logging.getLogger("finops.proxy")
@@ -34,7 +41,8 @@ Send = Callable[[Message], Awaitable[None]]
 FINOPS_KEY_PREFIX = "fo-"
 # Headers never forwarded upstream: hop-by-hop, recomputed, or ours.
 _DROP_UPSTREAM = frozenset(
-    {
+    name.encode()
+    for name in {
         "host",
         "content-length",
         "connection",
@@ -51,7 +59,8 @@ _DROP_UPSTREAM = frozenset(
 )
 # Headers of the backend's response not relayed: hop-by-hop or rewritten by our server.
 _DROP_DOWNSTREAM = frozenset(
-    {
+    name.encode()
+    for name in {
         "content-length",
         "transfer-encoding",
         "connection",
@@ -113,17 +122,21 @@ def response_text(data: Any) -> str:
 
 
 class CallHandler:
-    def __init__(self, state: ProxyState, session: aiohttp.ClientSession) -> None:
+    def __init__(self, state: ProxyState) -> None:
         self.state = state
-        self.session = session
         proxy = state.config.proxy
-        self.timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=proxy.connect_timeout_s, sock_read=proxy.read_timeout_s
-        )
         self.read_timeout_s = proxy.read_timeout_s
+        self.pools = {
+            backend.name: Pool(backend.api_base, proxy.connect_timeout_s, proxy.max_connections_per_backend)
+            for backend in state.router.backends
+        }
         self._reject_untagged = state.config.tagging.untagged == "reject"
         self._required_tags = tuple(state.config.tagging.required)
         self._max_body = proxy.max_body_bytes
+
+    def close(self) -> None:
+        for pool in self.pools.values():
+            pool.close()
 
     # -- reading and checking ---------------------------------------------------------------------
     async def _read_body(self, scope: MutableMapping[str, Any], receive: Receive) -> bytes:
@@ -154,9 +167,8 @@ class CallHandler:
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def _authenticate(self, headers: dict[str, str]) -> tuple[KeyDefaults | None, str | None]:
+    def _authenticate(self, authorization: str | None) -> tuple[KeyDefaults | None, str | None]:
         """The finops key that made the call, and the Authorization value to forward (a backend's own key)."""
-        authorization = headers.get("authorization")
         token = None
         if authorization:
             scheme, _, token = authorization.partition(" ")
@@ -180,28 +192,34 @@ class CallHandler:
     ) -> None:
         started_wall = time.time()
         started = time.perf_counter()
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        # One pass over the headers: ours (decoded, for tags), the client's key, the rest forwarded as bytes.
+        finops_headers: dict[str, str] = {}
+        forwarded: list[tuple[bytes, bytes]] = []
+        authorization = None
+        for name, value in scope["headers"]:
+            if name.startswith(b"x-finops-"):
+                finops_headers[name.decode("latin-1")] = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name not in _DROP_UPSTREAM:
+                if name == b"traceparent":
+                    finops_headers["traceparent"] = value.decode("latin-1")
+                forwarded.append((name, value))
         body = await self._read_body(scope, receive)
-        key, client_authorization = self._authenticate(headers)
+        key, client_authorization = self._authenticate(authorization)
         request = parse_request(endpoint, body)
-        router = self.state.router
-        if not router.serves(request.model):
+        if not self.state.router.serves(request.model):
             raise errors.model_not_found(request.model)
         tags = resolve_tags(
-            headers,
+            finops_headers,
             request.metadata,
             key,
             reject_untagged=self._reject_untagged,
             required=self._required_tags,
         )
         forward = upstream_body(request, body)
-        up_headers = {
-            name: value
-            for name, value in headers.items()
-            if name not in _DROP_UPSTREAM and not name.startswith("x-finops-")
-        }
         call = Call(self, request, tags, key, request_id, started_wall, started, forward)
-        await call.run(send, receive, up_headers, client_authorization)
+        await call.run(send, receive, forwarded, client_authorization)
 
 
 class Call:
@@ -231,63 +249,74 @@ class Call:
         self.served_model = request.model
 
     async def run(
-        self, send: Send, receive: Receive, up_headers: dict[str, str], client_authorization: str | None
+        self,
+        send: Send,
+        receive: Receive,
+        forwarded: list[tuple[bytes, bytes]],
+        client_authorization: str | None,
     ) -> None:
-        response = await self._connect(up_headers, client_authorization)
-        if response is None:
-            return  # already answered and recorded
+        connection, status, headers = await self._connect(forwarded, client_authorization)
         backend = self.backend
         assert backend is not None
         try:
-            if self.request.stream and response.status == 200:
-                await self._relay_stream(response, send, receive)
+            if self.request.stream and status == 200:
+                await self._relay_stream(connection, headers, send, receive)
             else:
-                await self._relay_whole(response, send)
+                await self._relay_whole(connection, status, headers, send)
         finally:
             backend.in_flight -= 1
-            response.release()
 
     async def _connect(
-        self, up_headers: dict[str, str], client_authorization: str | None
-    ) -> aiohttp.ClientResponse | None:
+        self, forwarded: list[tuple[bytes, bytes]], client_authorization: str | None
+    ) -> tuple[Connection, int, list[tuple[bytes, bytes]]]:
+        """Send the call to the first backend that takes it; returns once the response headers arrived."""
         router = self.state.router
         path = "/" + self.request.endpoint.replace(".", "/")
+        timeout_s = self.handler.read_timeout_s
         for backend in router.candidates(self.request.model):
-            headers = dict(up_headers)
-            headers["content-type"] = "application/json"
+            pool = self.handler.pools[backend.name]
+            headers = [*forwarded, (b"content-type", b"application/json")]
             if backend.config.api_key:
-                headers["authorization"] = f"Bearer {backend.config.api_key}"
+                headers.append((b"authorization", f"Bearer {backend.config.api_key}".encode("latin-1")))
             elif client_authorization:
-                headers["authorization"] = client_authorization
+                headers.append((b"authorization", client_authorization.encode("latin-1")))
+            head = pool.request_head(path, headers, len(self.forward))
             backend.in_flight += 1
             self.backend = backend
-            try:
-                response = await self.handler.session.post(
-                    backend.api_base + path, data=self.forward, headers=headers, timeout=self.handler.timeout
-                )
-            except aiohttp.ClientConnectorError:
-                backend.in_flight -= 1
-                router.mark_down(backend)
-                log.warning(
-                    "backend %s refused the connection; skipping it for %.0f s",
-                    backend.name,
-                    self.state.config.proxy.backend_cooldown_s,
-                )
-                continue
-            except (TimeoutError, aiohttp.ServerTimeoutError):
-                backend.in_flight -= 1
-                self._fail_before_response(
-                    errors.upstream_timeout(self.handler.read_timeout_s), "upstream_timeout"
-                )
-                raise errors.upstream_timeout(self.handler.read_timeout_s) from None
-            except aiohttp.ClientError as exc:
-                backend.in_flight -= 1
-                self._fail_before_response(
-                    errors.upstream_failed(type(exc).__name__), "upstream_disconnected"
-                )
-                raise errors.upstream_failed(f"{type(exc).__name__} before any response") from None
-            router.mark_up(backend)
-            return response
+            for attempt in range(2):
+                try:
+                    connection = await pool.acquire()
+                except ConnectFailed as exc:
+                    backend.in_flight -= 1
+                    router.mark_down(backend)
+                    log.warning(
+                        "backend %s: %s; skipping it for %.0f s",
+                        backend.name,
+                        exc,
+                        self.state.config.proxy.backend_cooldown_s,
+                    )
+                    break
+                try:
+                    connection.send(head, self.forward)
+                    status, response_headers = await connection.response_head(timeout_s)
+                except UpstreamClosed as exc:
+                    connection.close()
+                    # A kept-alive connection the backend closed just before we wrote: nothing was read,
+                    # so send again once, on a fresh connection.
+                    if connection.reused and not exc.response_started and attempt == 0:
+                        continue
+                    backend.in_flight -= 1
+                    self._fail_before_response(errors.upstream_failed("closed"), "upstream_disconnected")
+                    raise errors.upstream_failed(
+                        "the backend closed the connection before answering"
+                    ) from None
+                except UpstreamTimeout:
+                    connection.close()
+                    backend.in_flight -= 1
+                    self._fail_before_response(errors.upstream_timeout(timeout_s), "upstream_timeout")
+                    raise errors.upstream_timeout(timeout_s) from None
+                router.mark_up(backend)
+                return connection, status, response_headers
         error = errors.upstream_unreachable(self.request.model)
         self._fail_before_response(error, "upstream_unreachable")
         raise error
@@ -297,16 +326,20 @@ class Call:
         self._submit(error.status, Usage(0, 0, 0, estimated=False), error_type=error_type)
 
     # -- non-streamed -----------------------------------------------------------------------------
-    async def _relay_whole(self, response: aiohttp.ClientResponse, send: Send) -> None:
+    async def _relay_whole(
+        self, connection: Connection, status: int, headers: list[tuple[bytes, bytes]], send: Send
+    ) -> None:
         try:
-            body = await response.read()
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+            body = await connection.read_all(self.handler.read_timeout_s)
+        except UpstreamTimeout:
+            connection.close()
             self._submit(504, Usage(0, 0, 0, False), error_type="upstream_timeout")
             raise errors.upstream_timeout(self.handler.read_timeout_s) from None
-        except aiohttp.ClientError as exc:
+        except UpstreamError as exc:
+            connection.close()
             self._submit(502, Usage(0, 0, 0, False), error_type="upstream_disconnected")
-            raise errors.upstream_failed(f"{type(exc).__name__} while reading the response") from None
-        status = response.status
+            raise errors.upstream_failed(f"{exc} while reading the response") from None
+        connection.finish()
         usage: Usage | None = None
         finish_reason = None
         error_type = None
@@ -326,7 +359,7 @@ class Call:
             error_type = "upstream_error"
             usage = Usage(0, 0, 0, estimated=False)
         cost = self._cost(usage)
-        out_headers = _relayed_headers(response)
+        out_headers = _relayed_headers(headers)
         out_headers.append((b"content-length", str(len(body)).encode()))
         out_headers.append((b"x-finops-request-id", self.request_id.encode()))
         out_headers.append((b"x-finops-cost-usd", nusd_to_usd_string(cost.cost_nusd).encode()))
@@ -335,9 +368,11 @@ class Call:
         self._submit(status, usage, cost=cost, finish_reason=finish_reason, error_type=error_type)
 
     # -- streamed ---------------------------------------------------------------------------------
-    async def _relay_stream(self, response: aiohttp.ClientResponse, send: Send, receive: Receive) -> None:
+    async def _relay_stream(
+        self, connection: Connection, headers: list[tuple[bytes, bytes]], send: Send, receive: Receive
+    ) -> None:
         tracker = StreamTracker(strip_usage=not self.request.wants_stream_usage)
-        out_headers = _relayed_headers(response)
+        out_headers = _relayed_headers(headers)
         out_headers.append((b"x-finops-request-id", self.request_id.encode()))
         await send({"type": "http.response.start", "status": 200, "headers": out_headers})
         # The server tells us the client left only through receive(); watch it beside the relay.
@@ -345,7 +380,7 @@ class Call:
         disconnected = False
         failure: tuple[int, str, ProxyError] | None = None
         try:
-            async for chunk in response.content.iter_any():
+            async for chunk in connection.chunks(self.handler.read_timeout_s):
                 relay = tracker.feed(chunk, time.perf_counter())
                 if watcher.done():
                     disconnected = True
@@ -356,19 +391,21 @@ class Call:
                 tail = tracker.flush()
                 if tail:
                     await send({"type": "http.response.body", "body": tail, "more_body": True})
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+        except UpstreamTimeout:
             error = errors.upstream_timeout(self.handler.read_timeout_s)
             failure = (504, "upstream_timeout", error)
-        except aiohttp.ClientError as exc:
-            error = errors.upstream_failed(f"the stream broke off ({type(exc).__name__})")
+        except UpstreamError as exc:
+            error = errors.upstream_failed(f"the stream broke off ({exc})")
             failure = (502, "upstream_disconnected", error)
         finally:
             if not watcher.done():
                 watcher.cancel()
         ended = time.perf_counter()
-        if disconnected:
-            response.close()  # closing the upstream connection makes vLLM abort the generation
-        elif failure is not None:
+        if disconnected or failure is not None:
+            connection.close()  # closing the upstream connection makes vLLM abort the generation
+        else:
+            connection.finish()
+        if failure is not None and not disconnected:
             # Headers are gone already; tell an OpenAI client the way vLLM does, with an error event.
             await send(
                 {
@@ -377,7 +414,7 @@ class Call:
                     "more_body": False,
                 }
             )
-        else:
+        elif not disconnected:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         if tracker.model:
             self.served_model = tracker.model
@@ -566,9 +603,5 @@ def _loads(body: bytes) -> Any:
         return None
 
 
-def _relayed_headers(response: aiohttp.ClientResponse) -> list[tuple[bytes, bytes]]:
-    return [
-        (name.lower(), value)
-        for name, value in response.raw_headers
-        if name.lower().decode("latin-1") not in _DROP_DOWNSTREAM
-    ]
+def _relayed_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower(), value) for name, value in headers if name.lower() not in _DROP_DOWNSTREAM]
