@@ -6,6 +6,15 @@ from pathlib import Path
 import pytest
 
 from tests.support.databases import fresh_postgres, fresh_sqlite
+from tests.support.processes import STARTED
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_process_left_running() -> Iterator[None]:
+    """A test that failed half-way must not leave a proxy or stand-in running after the session."""
+    yield
+    for process in list(STARTED):
+        process.stop(timeout_s=10)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

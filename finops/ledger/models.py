@@ -58,3 +58,8 @@ class TokenLedgerRow(Base):
     # SHA-256 of the request body as forwarded (tags removed), for retry detection.
     body_sha256: Mapped[str | None] = mapped_column(String(64))
     retry_of: Mapped[str | None] = mapped_column(String(64))
+    # How a chat prompt divides (finops.tokens.parts), scaled to add up to prompt_tokens; null otherwise.
+    prompt_system_tokens: Mapped[int | None] = mapped_column(Integer)
+    prompt_history_tokens: Mapped[int | None] = mapped_column(Integer)
+    prompt_context_tokens: Mapped[int | None] = mapped_column(Integer)
+    prompt_user_tokens: Mapped[int | None] = mapped_column(Integer)

@@ -45,6 +45,10 @@ class UsageRecord:
     client_disconnected: bool
     body_sha256: str | None
     retry_of: str | None
+    prompt_system_tokens: int | None = None
+    prompt_history_tokens: int | None = None
+    prompt_context_tokens: int | None = None
+    prompt_user_tokens: int | None = None
 
 
 COLUMNS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(UsageRecord))

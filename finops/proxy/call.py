@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
@@ -31,6 +32,7 @@ from finops.proxy.upstream import (
     UpstreamTimeout,
 )
 from finops.tokens.counting import content_text, count_chat_prompt, count_prompt_input, count_text
+from finops.tokens.parts import prompt_parts
 
 log = logging.getLogger("finops.proxy")
 
@@ -460,16 +462,18 @@ class Call:
         def finish() -> UsageRecord:
             # Runs on the ledger writer's thread: tiktoken stays off the event loop.
             estimated = self._estimate(tracker.generated_text())
-            return self._record(
-                status,
-                estimated,
-                self._cost(estimated),
-                ttft_ms=ttft_ms,
-                itl_ms=itl_ms(estimated.completion_tokens),
-                ended=ended,
-                finish_reason=tracker.finish_reason,
-                error_type=error_type,
-                disconnected=disconnected,
+            return self._with_prompt_parts(
+                self._record(
+                    status,
+                    estimated,
+                    self._cost(estimated),
+                    ttft_ms=ttft_ms,
+                    itl_ms=itl_ms(estimated.completion_tokens),
+                    ended=ended,
+                    finish_reason=tracker.finish_reason,
+                    error_type=error_type,
+                    disconnected=disconnected,
+                )
             )
 
         self.state.writer.submit(
@@ -506,6 +510,20 @@ class Call:
             usage.cached_tokens,
         )
 
+    def _with_prompt_parts(self, record: UsageRecord) -> UsageRecord:
+        """The record with its chat prompt divided into parts (tiktoken: run on the writer's thread)."""
+        messages = self.request.payload.get("messages")
+        if self.request.endpoint != CHAT or not isinstance(messages, list) or record.prompt_tokens <= 0:
+            return record
+        parts = prompt_parts(messages, record.prompt_tokens)
+        return dataclasses.replace(
+            record,
+            prompt_system_tokens=parts.system,
+            prompt_history_tokens=parts.history,
+            prompt_context_tokens=parts.context,
+            prompt_user_tokens=parts.user,
+        )
+
     def _submit(
         self,
         status: int,
@@ -530,7 +548,10 @@ class Call:
             error_type=error_type,
             disconnected=disconnected,
         )
-        self.state.writer.submit(record)
+        if self.request.endpoint == CHAT and record.prompt_tokens > 0:
+            self.state.writer.submit(_safe(lambda: self._with_prompt_parts(record), lambda: record))
+        else:
+            self.state.writer.submit(record)
 
     def _record(
         self,

@@ -19,6 +19,7 @@ CHAT = {"model": "llama-8b", "messages": [{"role": "user", "content": "hi"}], "m
 def test_calls_made_while_postgres_is_down_reach_the_ledger(tmp_path):
     server = PrivatePostgres()
     sim, sim_url = start_sim(tmp_path, ("llama-8b",))
+    proxy = None
     try:
         server.start()
         upgrade(server.url)
@@ -38,8 +39,9 @@ def test_calls_made_while_postgres_is_down_reach_the_ledger(tmp_path):
         rows = proxy.wait_rows(lambda rows: len(rows) == 50, timeout_s=30)
         assert sorted(r["request_id"] for r in rows) == sorted(ids)
         assert client.get(proxy.url + "/healthz").json()["ledger"]["database_up"] is True
-        proxy.close()
     finally:
+        if proxy is not None:
+            proxy.close()
         sim.stop()
         server.destroy()
 

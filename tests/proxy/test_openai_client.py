@@ -197,3 +197,27 @@ def test_metrics_count_calls_tokens_and_cost(stack, client):
     assert ("finops_time_to_first_token_seconds_bucket" in text) and (
         "finops_inter_token_latency_seconds" in text
     )
+
+
+def test_chat_prompt_parts_are_recorded(stack, client):
+    from finops.tokens.parts import count_parts
+
+    messages = [
+        {"role": "system", "content": "Answer from the documents."},
+        {"role": "user", "content": "Earlier question?"},
+        {"role": "assistant", "content": "Earlier answer."},
+        {"role": "user", "name": "context", "content": "Doc: idle GPUs cost 2 USD an hour."},
+        {"role": "user", "content": "What does idle cost?"},
+    ]
+    raw = client.chat.completions.with_raw_response.create(model="llama-8b", messages=messages, max_tokens=2)
+    row = stack.row(raw.headers["x-finops-request-id"])
+    # The stand-in counts with the same rules, so scaling changes nothing: the parts are the counts.
+    expected = count_parts(messages)
+    assert (row["prompt_system_tokens"], row["prompt_history_tokens"], row["prompt_context_tokens"],
+            row["prompt_user_tokens"]) == (expected.system, expected.history, expected.context, expected.user)
+    assert expected.total == row["prompt_tokens"]
+
+    bare = client.chat.completions.with_raw_response.create(
+        model="llama-8b", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+    row = stack.row(bare.headers["x-finops-request-id"])
+    assert row["prompt_user_tokens"] == row["prompt_tokens"] and row["prompt_context_tokens"] == 0

@@ -20,6 +20,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Every process a test started, so that a session can end none left running (see tests/conftest.py).
+STARTED: list[Process] = []
+
+
 class Process:
     def __init__(
         self, args: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path | None = None
@@ -34,6 +38,7 @@ class Process:
             env={**os.environ, **(env or {})},
             cwd=cwd,
         )
+        STARTED.append(self)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -52,6 +57,8 @@ class Process:
         raise TimeoutError(f"{url} did not answer within {timeout_s} s:\n{self.log()}")
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        if self in STARTED:
+            STARTED.remove(self)
         if self.popen.poll() is None:
             self.popen.send_signal(sig)
             try:
