@@ -113,9 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", exc)).strip().splitlines()
-        print(f"finops: database error: {first[0] if first else type(exc).__name__}\n"
-              "  is the database reachable, and migrated to the current schema (`finops migrate`)?",
-              file=sys.stderr)
+        print(
+            f"finops: database error: {first[0] if first else type(exc).__name__}\n"
+            "  is the database reachable, and migrated to the current schema (`finops migrate`)?",
+            file=sys.stderr,
+        )
         return 1
     except KeyboardInterrupt:
         return 130

@@ -69,8 +69,10 @@ def render(lines: list[SpendLine], by: str, start: datetime, end: datetime) -> s
         )
 
     rule = "-" * len(fmt(header))
-    title = (f"finops report {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, by {by} "
-             "(USD, exact to the nano-dollar)")
+    title = (
+        f"finops report {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, by {by} "
+        "(USD, exact to the nano-dollar)"
+    )
     return "\n".join([title, fmt(header), rule, *(fmt(r) for r in body), rule, fmt(total)])
 
 
@@ -80,6 +82,9 @@ def _report(args: argparse.Namespace) -> int:
     from finops.jobs.registry import run_job
 
     config = config_from_args(args)
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        print("finops report: --to must be after --from", file=sys.stderr)
+        return 2
     now = datetime.now(UTC)
     start = (
         hour_of(args.start) if args.start else now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)

@@ -68,8 +68,10 @@ def demo_config(directory: Path) -> dict[str, Any]:
         "prices": DEMO_PRICES,
         "tagging": {"untagged": "unallocated"},
         "ledger": {"spool_dir": str((directory / "spool").resolve())},
-        "worker": {"broker_dir": str((directory / "broker").resolve()),
-                   "beat_schedule_file": str((directory / "beat-schedule").resolve())},
+        "worker": {
+            "broker_dir": str((directory / "broker").resolve()),
+            "beat_schedule_file": str((directory / "beat-schedule").resolve()),
+        },
     }
 
 

@@ -160,20 +160,19 @@ def run_attribution(session: Session, config: FinopsConfig, now: datetime | None
     state = job_state.claim_ledger_job(session, JOB, now)
     window_us = config.attribution.window_s * 1_000_000
     horizon_us = (to_us(now) - config.attribution.close_delay_s * 1_000_000) // window_us * window_us
-    last_id = int(state.get("last_ledger_id", 0))
     done_until: dict[str, int] = {k: int(v) for k, v in state.get("attributed_until_us", {}).items()}
 
     ledger = TokenLedgerRow
     new_rows = list(
         session.execute(
             select(ledger.id, ledger.backend, ledger.started_at, ledger.ended_at)
-            .where(ledger.id > last_id, ledger.backend.is_not(None))
+            .where(job_state.new_rows_condition(ledger.id, state))
             .order_by(ledger.id)
             .limit(MAX_NEW_ROWS_PER_RUN)
         )
     )
     # Rows past the limit are read next run; windows attributed without them are recomputed as late.
-    max_id = max((r.id for r in new_rows), default=last_id)
+    watermark = job_state.read_new_ids(state, [r.id for r in new_rows], now.timestamp())
 
     windows = written = 0
     for name, rate in backend_rates(config).items():
@@ -188,7 +187,7 @@ def run_attribution(session: Session, config: FinopsConfig, now: datetime | None
             ranges.append((start_us, horizon_us))
         # Late calls: their windows before start_us were attributed without them.
         for r in new_rows:
-            if r.backend != name:
+            if r.backend != name or r.backend is None:
                 continue
             late_start = to_us(r.started_at) // window_us * window_us
             late_end = min(-(-to_us(r.ended_at) // window_us) * window_us, start_us)
@@ -199,20 +198,31 @@ def run_attribution(session: Session, config: FinopsConfig, now: datetime | None
             windows += (range_end - range_start) // window_us
         done_until[name] = max(start_us, horizon_us)
 
-    job_state.save(session, JOB, {"last_ledger_id": max_id, "attributed_until_us": done_until})
+    job_state.save(session, JOB, {**watermark, "attributed_until_us": done_until})
     if windows:
         log.info("attributed %d backend-windows (%d rows) up to %s", windows, written, from_us(horizon_us))
     return AttributionResult(windows, written, len(new_rows))
 
 
 def reattribute(session: Session, config: FinopsConfig, start: datetime, end: datetime) -> AttributionResult:
-    """Recompute every backend's windows between ``start`` and ``end`` (widened to whole windows)."""
-    job_state.claim_ledger_job(session, JOB, datetime.now(UTC))
+    """Recompute the windows between ``start`` and ``end`` (widened to whole windows) that the scheduled
+    job has attributed: per backend, from its first call's window to where the job got to. An operator's
+    backfill never invents idle time the schedule would not (a backend with no calls, an open window)."""
+    state = job_state.claim_ledger_job(session, JOB, datetime.now(UTC))
+    done_until: dict[str, int] = {k: int(v) for k, v in state.get("attributed_until_us", {}).items()}
     window_us = config.attribution.window_s * 1_000_000
     start_us = to_us(start) // window_us * window_us
     end_us = -(-to_us(end) // window_us) * window_us
-    written = 0
-    for rate in backend_rates(config).values():
-        written += attribute_range(session, rate, start_us, end_us, window_us)
-    windows = (end_us - start_us) // window_us * len(config.backends)
+    windows = written = 0
+    for name, rate in backend_rates(config).items():
+        first = session.scalar(
+            select(func.min(TokenLedgerRow.started_at)).where(TokenLedgerRow.backend == name)
+        )
+        if first is None or name not in done_until:
+            continue
+        range_start = max(start_us, to_us(first) // window_us * window_us)
+        range_end = min(end_us, done_until[name])
+        if range_start < range_end:
+            written += attribute_range(session, rate, range_start, range_end, window_us)
+            windows += (range_end - range_start) // window_us
     return AttributionResult(windows, written, 0)

@@ -12,7 +12,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -48,3 +48,51 @@ def claim_ledger_job(session: Session, name: str, now: datetime) -> dict[str, An
 
 def save(session: Session, name: str, state: dict[str, Any]) -> None:
     session.execute(update(JobStateRow).where(JobStateRow.name == name).values(state=json.dumps(state)))
+
+
+# Ids below the watermark that were missing when it moved: a row whose id was taken before a higher id
+# committed (two proxy replicas writing at once) shows up later. Gaps are re-read until they fill or
+# expire (sequence values also vanish for good: rolled-back inserts, rows skipped as duplicates).
+GAP_EXPIRY_S = 600.0
+MAX_GAP_RANGES = 10_000
+
+
+def new_rows_condition(id_column: Any, state: dict[str, Any]) -> ColumnElement[bool]:
+    """Rows above the watermark, or in one of its open gaps."""
+    clauses: list[ColumnElement[bool]] = [id_column > int(state.get("last_ledger_id", 0))]
+    clauses += [
+        and_(id_column >= int(first), id_column <= int(last)) for first, last, _ in state.get("gaps", [])
+    ]
+    return or_(*clauses)
+
+
+def read_new_ids(state: dict[str, Any], seen_ids: list[int], now_s: float) -> dict[str, Any]:
+    """The watermark state after reading ``seen_ids`` (the rows above the watermark and in its gaps).
+
+    State: ``last_ledger_id`` and ``gaps``, a list of ``[first_id, last_id, noticed_at_s]`` ranges.
+    """
+    last_id = int(state.get("last_ledger_id", 0))
+    seen = set(seen_ids)
+    gaps: list[list[float]] = []
+    for first, last, noticed in state.get("gaps", []):
+        if now_s - noticed > GAP_EXPIRY_S:
+            continue
+        gaps.extend(_missing_ranges(int(first), int(last), seen, noticed))
+    above = sorted(i for i in seen if i > last_id)
+    if above:
+        gaps.extend(_missing_ranges(last_id + 1, above[-1], seen, now_s))
+        last_id = above[-1]
+    return {"last_ledger_id": last_id, "gaps": gaps[-MAX_GAP_RANGES:]}
+
+
+def _missing_ranges(first: int, last: int, seen: set[int], noticed: float) -> list[list[float]]:
+    """The runs of ids in [first, last] not in ``seen`` (walks the seen ids, not the whole range)."""
+    ranges: list[list[float]] = []
+    expected = first
+    for ledger_id in sorted(i for i in seen if first <= i <= last):
+        if ledger_id > expected:
+            ranges.append([expected, ledger_id - 1, noticed])
+        expected = ledger_id + 1
+    if expected <= last:
+        ranges.append([expected, last, noticed])
+    return ranges

@@ -51,12 +51,15 @@ def aggregate_hour(session: Session, hour: datetime) -> dict[tuple[str, str, str
     end = hour + HOUR
     ledger = TokenLedgerRow
     totals: dict[tuple[str, str, str, str], Totals] = {}
+    # Each grouped expression is built once and used in SELECT and GROUP BY alike: two coalesce() calls
+    # would carry two bind parameters, which Postgres treats as different expressions.
+    backend = func.coalesce(ledger.backend, IDLE)
     token_rows = session.execute(
         select(
             ledger.team,
             ledger.feature,
             ledger.model,
-            func.coalesce(ledger.backend, IDLE),
+            backend,
             func.count(),
             func.sum(case((ledger.status_code >= 400, 1), else_=0)),
             func.sum(ledger.prompt_tokens),
@@ -64,10 +67,10 @@ def aggregate_hour(session: Session, hour: datetime) -> dict[tuple[str, str, str
             func.sum(ledger.cost_nusd),
         )
         .where(ledger.started_at >= hour, ledger.started_at < end)
-        .group_by(ledger.team, ledger.feature, ledger.model, func.coalesce(ledger.backend, IDLE))
+        .group_by(ledger.team, ledger.feature, ledger.model, backend)
     )
-    for team, feature, model, backend, calls, errors, prompt, completion, cost in token_rows:
-        t = totals.setdefault((team, feature, model, backend), Totals())
+    for team, feature, model, call_backend, calls, errors, prompt, completion, cost in token_rows:
+        t = totals.setdefault((team, feature, model, call_backend), Totals())
         t.calls, t.errors = int(calls), int(errors or 0)
         t.prompt_tokens, t.completion_tokens, t.token_cost_nusd = (
             int(prompt or 0),
@@ -76,27 +79,20 @@ def aggregate_hour(session: Session, hour: datetime) -> dict[tuple[str, str, str
         )
 
     gpu = GpuLedgerRow
-    gpu_rows = session.execute(
-        select(
-            func.coalesce(gpu.team, IDLE),
-            func.coalesce(gpu.feature, IDLE),
-            func.coalesce(gpu.model, IDLE),
-            gpu.backend,
-            gpu.request_id.is_(None),
-            func.sum(gpu.gpu_seconds),
-            func.sum(gpu.cost_nusd),
-        )
-        .where(gpu.window_start >= hour, gpu.window_start < end)
-        .group_by(
-            func.coalesce(gpu.team, IDLE),
-            func.coalesce(gpu.feature, IDLE),
-            func.coalesce(gpu.model, IDLE),
-            gpu.backend,
-            gpu.request_id.is_(None),
-        )
+    grouped = (
+        func.coalesce(gpu.team, IDLE),
+        func.coalesce(gpu.feature, IDLE),
+        func.coalesce(gpu.model, IDLE),
+        gpu.backend,
+        gpu.request_id.is_(None),
     )
-    for team, feature, model, backend, idle, seconds, cost in gpu_rows:
-        key = (IDLE, IDLE, IDLE, backend) if idle else (team, feature, model, backend)
+    gpu_rows = session.execute(
+        select(*grouped, func.sum(gpu.gpu_seconds), func.sum(gpu.cost_nusd))
+        .where(gpu.window_start >= hour, gpu.window_start < end)
+        .group_by(*grouped)
+    )
+    for team, feature, model, gpu_backend, idle, seconds, cost in gpu_rows:
+        key = (IDLE, IDLE, IDLE, gpu_backend) if idle else (team, feature, model, gpu_backend)
         t = totals.setdefault(key, Totals())
         if idle:
             t.idle_gpu_seconds += Decimal(seconds or 0)
@@ -130,12 +126,11 @@ class RollupResult:
 def run_rollups(session: Session, now: datetime | None = None) -> RollupResult:
     now = now or datetime.now(UTC)
     state = job_state.claim_ledger_job(session, JOB, now)
-    last_id = int(state.get("last_ledger_id", 0))
     ledger = TokenLedgerRow
     new = list(
         session.execute(
             select(ledger.id, ledger.started_at)
-            .where(ledger.id > last_id)
+            .where(job_state.new_rows_condition(ledger.id, state))
             .order_by(ledger.id)
             .limit(MAX_NEW_ROWS_PER_RUN)
         )
@@ -146,7 +141,7 @@ def run_rollups(session: Session, now: datetime | None = None) -> RollupResult:
     written = recompute_hours(session, hours)
     if dirty:
         session.execute(delete(RollupDirtyHourRow).where(RollupDirtyHourRow.hour.in_(dirty)))
-    job_state.save(session, JOB, {"last_ledger_id": max((r.id for r in new), default=last_id)})
+    job_state.save(session, JOB, job_state.read_new_ids(state, [r.id for r in new], now.timestamp()))
     return RollupResult(len(hours), written)
 
 

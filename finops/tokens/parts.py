@@ -51,14 +51,24 @@ def _part_of(message: dict[str, Any], is_last_user: bool) -> str:
 
 def is_bare(messages: Sequence[Any]) -> bool:
     """A prompt that is only the user's own message: all of it is the user part, nothing to count."""
-    return (len(messages) == 1 and isinstance(messages[0], dict) and messages[0].get("role") == "user"
-            and messages[0].get("name") != "context")
+    return (
+        len(messages) == 1
+        and isinstance(messages[0], dict)
+        and messages[0].get("role") == "user"
+        and messages[0].get("name") != "context"
+    )
 
 
 def count_parts(messages: Sequence[Any]) -> PromptParts:
     """tiktoken counts of each part, framing included (see the module docstring)."""
-    last_user = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"
-                     and m.get("name") != "context"), default=-1)
+    last_user = max(
+        (
+            i
+            for i, m in enumerate(messages)
+            if isinstance(m, dict) and m.get("role") == "user" and m.get("name") != "context"
+        ),
+        default=-1,
+    )
     counts = dict.fromkeys(PARTS, 0)
     counts["system"] = TOKENS_REPLY_PRIMING
     for index, message in enumerate(messages):
@@ -69,8 +79,12 @@ def count_parts(messages: Sequence[Any]) -> PromptParts:
 
 def scale_parts(counted: PromptParts, prompt_tokens: int) -> PromptParts:
     """Scale counted parts to add up exactly to ``prompt_tokens`` (largest remainder)."""
-    weights = {"user": counted.user, "system": counted.system, "history": counted.history,
-               "context": counted.context}
+    weights = {
+        "user": counted.user,
+        "system": counted.system,
+        "history": counted.history,
+        "context": counted.context,
+    }
     total = sum(weights.values())
     if total <= 0 or prompt_tokens <= 0:
         return PromptParts(0, 0, 0, max(prompt_tokens, 0))
