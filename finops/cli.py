@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     from finops.keys.cli import register as register_keys
     from finops.report import register as register_report
     from finops.sim.cli import register as register_sim
+    from finops.traces.cli import register as register_traces
     from finops.worker.cli import register as register_worker
 
     parser = argparse.ArgumentParser(prog="finops", description=__doc__.splitlines()[0])
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_sim(subparsers)
     register_worker(subparsers)
     register_report(subparsers)
+    register_traces(subparsers)
     return parser
 
 

@@ -118,6 +118,13 @@ class JobsConfig(_Strict):
     # Seconds between scheduled runs (Celery beat).
     attribution_every_s: float = Field(default=60.0, gt=0)
     rollups_every_s: float = Field(default=60.0, gt=0)
+    traces_every_s: float = Field(default=60.0, gt=0)
+
+
+class TracesConfig(_Strict):
+    # A trace with no new call for this long is closed and its amplification computed. A call that
+    # arrives later reopens it, and it is recomputed when quiet again.
+    quiet_s: float = Field(default=300.0, ge=0)
 
 
 class WorkerConfig(_Strict):
@@ -139,6 +146,7 @@ class FinopsConfig(_Strict):
     ledger: LedgerConfig = LedgerConfig()
     attribution: AttributionConfig = AttributionConfig()
     jobs: JobsConfig = JobsConfig()
+    traces: TracesConfig = TracesConfig()
     worker: WorkerConfig = WorkerConfig()
     # Celery broker. Empty: the embedded default, a broker in local files that needs no server
     # (one machine); production: redis://host:6379/0.

@@ -7,6 +7,7 @@ from finops.keys.models import ApiKeyRow, SettingRow
 from finops.ledger.models import TokenLedgerRow
 from finops.pricing.models import PriceBookRow
 from finops.rollups.models import RollupDirtyHourRow, UsageRollupRow
+from finops.traces.models import TraceCostRow, TracePendingRow
 
 __all__ = [
     "ApiKeyRow",
@@ -17,5 +18,7 @@ __all__ = [
     "RollupDirtyHourRow",
     "SettingRow",
     "TokenLedgerRow",
+    "TraceCostRow",
+    "TracePendingRow",
     "UsageRollupRow",
 ]

@@ -40,6 +40,16 @@ def _rollups(
     return run_rollups(session, now)
 
 
+def _traces(
+    session: Session, config: FinopsConfig, now: datetime | None, start: datetime | None, end: datetime | None
+) -> Any:
+    from finops.traces.service import recompute_traces, run_traces
+
+    if start is not None and end is not None:
+        return recompute_traces(session, start, end)
+    return run_traces(session, config, now)
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -62,6 +72,12 @@ JOBS: dict[str, Job] = {
             "hourly totals by team, feature, model and backend for the hours that changed",
             _rollups,
             lambda c: c.jobs.rollups_every_s,
+        ),
+        Job(
+            "traces",
+            "close traces quiet for traces.quiet_s and compute their amplification and breakdown",
+            _traces,
+            lambda c: c.jobs.traces_every_s,
         ),
     )
 }

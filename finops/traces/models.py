@@ -1,0 +1,62 @@
+"""Closed traces with their amplification factor and additive breakdown, and traces still open."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Index, Integer, Numeric, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from finops.db import Base, UTCDateTime
+
+FACTOR = Numeric(24, 6)
+# The breakdown's parts, in tokens and nano-USD; baseline + the rest = total, exactly.
+BREAKDOWN_PARTS = ("baseline", "context_expansion", "retries", "tool_steps", "safety", "retrieval", "other")
+
+
+class TraceCostRow(Base):
+    __tablename__ = "trace_costs"
+    __table_args__ = (
+        Index("ix_trace_costs_feature_first_call_at", "feature", "first_call_at"),
+        Index("ix_trace_costs_team_first_call_at", "team", "first_call_at"),
+    )
+
+    trace_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    # The team and feature of the trace's first call.
+    team: Mapped[str] = mapped_column(String(128))
+    feature: Mapped[str] = mapped_column(String(128))
+    first_call_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_call_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    calls: Mapped[int] = mapped_column(Integer)
+    retries: Mapped[int] = mapped_column(Integer)
+    total_tokens: Mapped[int] = mapped_column(BigInteger)
+    total_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    # Null when the trace has no baseline (generation tried and never delivered).
+    amplification_tokens: Mapped[Decimal | None] = mapped_column(FACTOR)
+    amplification_cost: Mapped[Decimal | None] = mapped_column(FACTOR)
+    baseline_source: Mapped[str] = mapped_column(String(16))
+    baseline_tokens: Mapped[int] = mapped_column(BigInteger)
+    context_expansion_tokens: Mapped[int] = mapped_column(BigInteger)
+    retries_tokens: Mapped[int] = mapped_column(BigInteger)
+    tool_steps_tokens: Mapped[int] = mapped_column(BigInteger)
+    safety_tokens: Mapped[int] = mapped_column(BigInteger)
+    retrieval_tokens: Mapped[int] = mapped_column(BigInteger)
+    other_tokens: Mapped[int] = mapped_column(BigInteger)
+    baseline_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    context_expansion_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    retries_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    tool_steps_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    safety_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    retrieval_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    other_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TracePendingRow(Base):
+    """A trace that got calls since it was last closed; closed once quiet for ``traces.quiet_s``."""
+
+    __tablename__ = "trace_pending"
+
+    trace_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    last_call_ended_at: Mapped[datetime] = mapped_column(UTCDateTime())
