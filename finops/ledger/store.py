@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from sqlalchemy import Engine, Table, func, insert, select
 
 from finops.ledger.models import TokenLedgerRow
-from finops.ledger.record import COLUMNS, UsageRecord, record_as_tuple
+from finops.ledger.record import COLUMNS, UsageRecord
 
 _TABLE: Table = TokenLedgerRow.__table__  # type: ignore[assignment]
 _COLUMN_LIST = ", ".join(COLUMNS)
@@ -31,7 +31,7 @@ def _insert_postgres(engine: Engine, records: Sequence[UsageRecord]) -> int:
             )
             with cur.copy(f"COPY {_STAGING} ({_COLUMN_LIST}) FROM STDIN") as copy:
                 for record in records:
-                    copy.write_row(record_as_tuple(record))
+                    copy.write_row(record)  # a NamedTuple in COLUMNS order
             cur.execute(
                 f"INSERT INTO token_ledger ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM {_STAGING} "
                 "ON CONFLICT (request_id) DO NOTHING"
@@ -47,7 +47,7 @@ def _insert_postgres(engine: Engine, records: Sequence[UsageRecord]) -> int:
 
 
 def _insert_generic(engine: Engine, records: Sequence[UsageRecord]) -> int:
-    rows = [dict(zip(COLUMNS, record_as_tuple(record), strict=True)) for record in records]
+    rows = [record._asdict() for record in records]
     statement = insert(_TABLE)
     if engine.dialect.name == "sqlite":
         statement = statement.prefix_with("OR IGNORE")

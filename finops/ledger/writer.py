@@ -133,6 +133,7 @@ class LedgerWriter:
 
     @staticmethod
     def _finish(item: UsageRecord | Deferred) -> UsageRecord:
+        # Deferred records never raise (the proxy wraps them with a fallback record).
         return item if isinstance(item, UsageRecord) else item()
 
     def _write(self, batch: list[UsageRecord]) -> bool:

@@ -9,6 +9,7 @@ sum of its parts, so part costs always add up to the total.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,11 +51,27 @@ def _round(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
+@functools.lru_cache(maxsize=1024)
+def _whole_nusd_per_token(price: Price) -> tuple[int, int, int] | None:
+    """The price in whole nano-USD per token, when it is one (prices with up to three decimals)."""
+    rates = tuple(
+        rate * NUSD_PER_TOKEN_AT_ONE_USD_PER_MTOK
+        for rate in (price.input_usd_per_mtok, price.cached_input_usd_per_mtok, price.output_usd_per_mtok)
+    )
+    if all(rate == rate.to_integral_value() for rate in rates):
+        return int(rates[0]), int(rates[1]), int(rates[2])
+    return None
+
+
 def cost_of_call(
     price: Price, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
 ) -> CallCost:
     """``cached_tokens`` are part of ``prompt_tokens``, priced at the cached-input rate."""
     cached = max(0, min(cached_tokens, prompt_tokens))
+    whole = _whole_nusd_per_token(price)
+    if whole is not None:  # integer arithmetic: exact, and several times faster than Decimal
+        prompt_nusd = (prompt_tokens - cached) * whole[0] + cached * whole[1]
+        return CallCost(prompt_nusd, completion_tokens * whole[2], priced=True)
     prompt = _nusd(prompt_tokens - cached, price.input_usd_per_mtok) + _nusd(
         cached, price.cached_input_usd_per_mtok
     )

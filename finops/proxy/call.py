@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import logging
 import time
@@ -15,7 +14,7 @@ from typing import Any
 import orjson
 
 from finops.ledger.record import UsageRecord
-from finops.pricing.book import CallCost, nusd_to_usd_string
+from finops.pricing.book import UNPRICED, CallCost, nusd_to_usd_string
 from finops.proxy import errors
 from finops.proxy.errors import ProxyError
 from finops.proxy.requests import CHAT, EMBEDDINGS, ParsedRequest, parse_request, upstream_body
@@ -446,51 +445,29 @@ class Call:
                 return None
             return (last - first) * 1000 / (completion_tokens - 1)
 
-        if usage is not None:
-            self._submit(
+        def finish() -> UsageRecord:
+            # No usage from the backend: count what was relayed, on the writer's thread.
+            counted = usage if usage is not None else self._estimate(tracker.generated_text())
+            return self._record(
                 status,
-                usage,
+                counted,
+                self._cost(counted),
                 ttft_ms=ttft_ms,
-                itl_ms=itl_ms(usage.completion_tokens),
+                itl_ms=itl_ms(counted.completion_tokens),
                 ended=ended,
                 finish_reason=tracker.finish_reason,
                 error_type=error_type,
                 disconnected=disconnected,
             )
-            return
 
-        def finish() -> UsageRecord:
-            # Runs on the ledger writer's thread: tiktoken stays off the event loop.
-            estimated = self._estimate(tracker.generated_text())
-            return self._with_prompt_parts(
-                self._record(
-                    status,
-                    estimated,
-                    self._cost(estimated),
-                    ttft_ms=ttft_ms,
-                    itl_ms=itl_ms(estimated.completion_tokens),
-                    ended=ended,
-                    finish_reason=tracker.finish_reason,
-                    error_type=error_type,
-                    disconnected=disconnected,
-                )
-            )
-
-        self.state.writer.submit(
-            _safe(
-                finish,
-                lambda: self._record(
-                    status,
-                    Usage(0, 0, 0, True),
-                    self._cost(Usage(0, 0, 0, True)),
-                    ttft_ms=ttft_ms,
-                    itl_ms=None,
-                    ended=ended,
-                    finish_reason=tracker.finish_reason,
-                    error_type=error_type,
-                    disconnected=disconnected,
-                ),
-            )
+        self._defer(
+            finish,
+            status,
+            ttft_ms=ttft_ms,
+            ended=ended,
+            finish_reason=tracker.finish_reason,
+            error_type=error_type,
+            disconnected=disconnected,
         )
 
     # -- records ----------------------------------------------------------------------------------
@@ -510,19 +487,13 @@ class Call:
             usage.cached_tokens,
         )
 
-    def _with_prompt_parts(self, record: UsageRecord) -> UsageRecord:
-        """The record with its chat prompt divided into parts (tiktoken: run on the writer's thread)."""
+    def _prompt_parts(self, prompt_tokens: int) -> tuple[int | None, int | None, int | None, int | None]:
+        """How a chat prompt divides (tiktoken), or four Nones for other calls."""
         messages = self.request.payload.get("messages")
-        if self.request.endpoint != CHAT or not isinstance(messages, list) or record.prompt_tokens <= 0:
-            return record
-        parts = prompt_parts(messages, record.prompt_tokens)
-        return dataclasses.replace(
-            record,
-            prompt_system_tokens=parts.system,
-            prompt_history_tokens=parts.history,
-            prompt_context_tokens=parts.context,
-            prompt_user_tokens=parts.user,
-        )
+        if self.request.endpoint != CHAT or not isinstance(messages, list) or prompt_tokens <= 0:
+            return (None, None, None, None)
+        parts = prompt_parts(messages, prompt_tokens)
+        return (parts.system, parts.history, parts.context, parts.user)
 
     def _submit(
         self,
@@ -537,21 +508,59 @@ class Call:
         error_type: str | None = None,
         disconnected: bool = False,
     ) -> None:
-        record = self._record(
+        """Hand the call to the ledger writer; the record itself is built on its thread, off the loop."""
+        ended = ended if ended is not None else time.perf_counter()
+
+        def finish() -> UsageRecord:
+            return self._record(
+                status,
+                usage,
+                cost or self._cost(usage),
+                ttft_ms=ttft_ms,
+                itl_ms=itl_ms,
+                ended=ended,
+                finish_reason=finish_reason,
+                error_type=error_type,
+                disconnected=disconnected,
+            )
+
+        self._defer(
+            finish,
             status,
-            usage,
-            cost or self._cost(usage),
             ttft_ms=ttft_ms,
-            itl_ms=itl_ms,
             ended=ended,
             finish_reason=finish_reason,
             error_type=error_type,
             disconnected=disconnected,
         )
-        if self.request.endpoint == CHAT and record.prompt_tokens > 0:
-            self.state.writer.submit(_safe(lambda: self._with_prompt_parts(record), lambda: record))
-        else:
-            self.state.writer.submit(record)
+
+    def _defer(
+        self,
+        finish: Callable[[], UsageRecord],
+        status: int,
+        *,
+        ttft_ms: float | None,
+        ended: float,
+        finish_reason: str | None,
+        error_type: str | None,
+        disconnected: bool,
+    ) -> None:
+        def fallback() -> UsageRecord:
+            # Counting or pricing failed (a bug): keep the row, with what is certain.
+            return self._record(
+                status,
+                Usage(0, 0, 0, True),
+                UNPRICED,
+                ttft_ms=ttft_ms,
+                itl_ms=None,
+                ended=ended,
+                finish_reason=finish_reason,
+                error_type=error_type,
+                disconnected=disconnected,
+                with_parts=False,
+            )
+
+        self.state.writer.submit(_safe(finish, fallback))
 
     def _record(
         self,
@@ -565,9 +574,13 @@ class Call:
         finish_reason: str | None,
         error_type: str | None,
         disconnected: bool,
+        with_parts: bool = True,
     ) -> UsageRecord:
         ended = ended if ended is not None else time.perf_counter()
         latency_s = ended - self.started
+        system, history, context, user = (
+            self._prompt_parts(usage.prompt_tokens) if with_parts else (None, None, None, None)
+        )
         started_at = datetime.fromtimestamp(self.started_wall, UTC)
         tags = self.tags
         return UsageRecord(
@@ -601,6 +614,10 @@ class Call:
             client_disconnected=disconnected,
             body_sha256=hashlib.sha256(self.forward).hexdigest(),
             retry_of=tags.retry_of,
+            prompt_system_tokens=system,
+            prompt_history_tokens=history,
+            prompt_context_tokens=context,
+            prompt_user_tokens=user,
         )
 
 

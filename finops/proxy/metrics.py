@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -13,6 +14,16 @@ TTFT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ITL_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
 LATENCY_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 LABELS = ("model", "team", "feature")
+
+
+class _Children(NamedTuple):
+    prompt_tokens: Any
+    completion_tokens: Any
+    cost: Any
+    estimated: Any
+    ttft: Any
+    itl: Any
+    latency: Any
 
 
 class ProxyMetrics:
@@ -71,27 +82,52 @@ class ProxyMetrics:
         self.database_up = Gauge(
             "finops_ledger_database_up", "1 while the ledger database takes writes", registry=r
         )
+        self._by_labels: dict[tuple[str, str, str], _Children] = {}
+        self._requests_by_labels: dict[tuple[str, str, str, str, int], Any] = {}
         self.in_flight = Gauge(
             "finops_backend_in_flight", "Calls in flight per backend", ["backend"], registry=r
         )
 
+    def _children(self, labels: tuple[str, str, str]) -> _Children:
+        # labels() takes a lock and builds a key each call; the children of a label set never change.
+        children = self._by_labels.get(labels)
+        if children is None:
+            children = _Children(
+                self.tokens.labels(*labels, "prompt"),
+                self.tokens.labels(*labels, "completion"),
+                self.cost.labels(*labels),
+                self.estimated.labels(*labels),
+                self.ttft.labels(*labels),
+                self.itl.labels(*labels),
+                self.latency.labels(*labels),
+            )
+            self._by_labels[labels] = children
+        return children
+
     def observe(self, records: Sequence[UsageRecord]) -> None:
         for rec in records:
             labels = (rec.model, rec.team, rec.feature)
-            self.requests.labels(*labels, rec.endpoint, str(rec.status_code)).inc()
+            key = (*labels, rec.endpoint, rec.status_code)
+            requests = self._requests_by_labels.get(key)
+            if requests is None:
+                requests = self._requests_by_labels[key] = self.requests.labels(
+                    *labels, rec.endpoint, str(rec.status_code)
+                )
+            requests.inc()
+            children = self._children(labels)
             if rec.prompt_tokens:
-                self.tokens.labels(*labels, "prompt").inc(rec.prompt_tokens)
+                children.prompt_tokens.inc(rec.prompt_tokens)
             if rec.completion_tokens:
-                self.tokens.labels(*labels, "completion").inc(rec.completion_tokens)
+                children.completion_tokens.inc(rec.completion_tokens)
             if rec.cost_nusd:
-                self.cost.labels(*labels).inc(rec.cost_nusd / 1e9)
+                children.cost.inc(rec.cost_nusd / 1e9)
             if rec.tokens_estimated:
-                self.estimated.labels(*labels).inc()
+                children.estimated.inc()
             if rec.ttft_ms is not None:
-                self.ttft.labels(*labels).observe(rec.ttft_ms / 1000.0)
+                children.ttft.observe(rec.ttft_ms / 1000.0)
             if rec.itl_ms is not None:
-                self.itl.labels(*labels).observe(rec.itl_ms / 1000.0)
-            self.latency.labels(*labels).observe(rec.latency_ms / 1000.0)
+                children.itl.observe(rec.itl_ms / 1000.0)
+            children.latency.observe(rec.latency_ms / 1000.0)
 
     def bind_in_flight(self, backend: str, read: Callable[[], float]) -> None:
         self.in_flight.labels(backend).set_function(read)

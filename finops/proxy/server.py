@@ -31,6 +31,8 @@ def uvicorn_config(app: Any, host: str, port: int, graceful_s: int | None = None
         timeout_graceful_shutdown=graceful_s,
         timeout_keep_alive=75,
         backlog=4096,
+        # The proxy reads no X-Forwarded-* header; uvicorn's middleware for them cost ~6 us a call.
+        proxy_headers=False,
     )
 
 

@@ -1,5 +1,3 @@
-import dataclasses
-
 from sqlalchemy import select
 
 from finops.db import make_engine, unit_of_work
@@ -25,7 +23,7 @@ def test_rows_round_trip_exactly(db_url):
     with unit_of_work(engine) as session:
         row = session.scalars(select(TokenLedgerRow)).one()
         stored = {name: getattr(row, name) for name in COLUMNS}
-    assert stored == dataclasses.asdict(record)
+    assert stored == record._asdict()
     engine.dispose()
 
 
