@@ -83,6 +83,7 @@ def _register_up(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 def build_parser() -> argparse.ArgumentParser:
     from finops.keys.cli import register as register_keys
+    from finops.loadgen.cli import register as register_loadgen
     from finops.report import register as register_report
     from finops.sim.cli import register as register_sim
     from finops.traces.cli import register as register_traces
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_sim(subparsers)
     register_worker(subparsers)
     register_report(subparsers)
+    register_loadgen(subparsers)
     register_traces(subparsers)
     return parser
 

@@ -166,11 +166,33 @@ def run_up(config_path: str | None, demo: bool, proxy_port: int) -> int:
             proxy_args += ["--config", config_path]
         proxy = Child("proxy", proxy_args)
         children.append(proxy)
+        proxy_url = f"http://127.0.0.1:{proxy_port}"
         config_args = ["--config", config_path] if config_path else []
+
         # One worker process with the scheduler inside it: one machine needs no separate beat.
         children.append(Child("worker", ["worker", "--beat", "--loglevel", "WARNING", *config_args]))
-        proxy_url = f"http://127.0.0.1:{proxy_port}"
         _wait_http(proxy_url + "/healthz", proxy)
+        if demo:
+            # Traffic from several teams and features: RAG, multi-turn, agent, safety and retry pipelines.
+            children.append(
+                Child(
+                    "loadgen",
+                    [
+                        "loadgen",
+                        "--proxy",
+                        proxy_url,
+                        "--rps",
+                        "3",
+                        "--concurrency",
+                        "6",
+                        "--retry-rate",
+                        "0.05",
+                        "--failure-rate",
+                        "0.02",
+                        "--quiet",
+                    ],
+                )
+            )
         model = config.models()[0] if config.models() else "MODEL"
         print(
             f"""
@@ -206,7 +228,8 @@ Ctrl-C stops everything (the ledger is flushed first).
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the orderly stop
-        # The proxy first (it drains its calls while the backends still answer), then the backends.
-        for child in sorted(children, key=lambda c: c.name != "proxy"):
+        # Traffic first, then the proxy (it drains its calls while the backends still answer), then the rest.
+        order = {"loadgen": 0, "proxy": 1}
+        for child in sorted(children, key=lambda c: order.get(c.name, 2)):
             child.stop()
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -3,7 +3,6 @@ SQLite and Postgres, at injected times: late calls, reruns, idle backends, and `
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -294,15 +293,16 @@ def test_jobs_run_refuses_a_time_that_is_not_iso_8601(tmp_path, capsys):
     assert "not an ISO 8601 date or time: 'yesterday'" in capsys.readouterr().err
 
 
-def test_jobs_list_lists_both_jobs_with_their_schedule(tmp_path, capsys):
+def test_jobs_list_lists_every_job_with_its_schedule(tmp_path, capsys):
     config = config_for("sqlite:///unused.db").model_copy(
-        update={"jobs": JobsConfig(attribution_every_s=5, rollups_every_s=90)}
+        update={"jobs": JobsConfig(attribution_every_s=5, rollups_every_s=90, traces_every_s=30)}
     )
     assert main(["jobs", "list", "--config", write_config(tmp_path, config)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[:4] for line in lines] == [
         ["attribution", "every", "5", "s"],
         ["rollups", "every", "90", "s"],
+        ["traces", "every", "30", "s"],
     ]
 
 
@@ -320,7 +320,7 @@ def test_jobs_run_from_to_gives_a_backend_with_no_calls_no_rows(engine, db_url, 
 
 
 def _insert_uncommitted(conn: Any, record: UsageRecord) -> None:
-    conn.execute(insert(TokenLedgerRow), [dataclasses.asdict(record)])
+    conn.execute(insert(TokenLedgerRow), [record._asdict()])
 
 
 def test_a_call_committed_after_a_higher_id_is_still_attributed(pg_url):
