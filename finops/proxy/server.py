@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Generator
 from typing import Any
 
@@ -53,9 +54,15 @@ class GracefulServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+# The ledger writer thread holds the GIL in bursts (a batch every flush); Python's default switch
+# interval (5 ms) would let one burst stall the event loop that long. 0.5 ms bounds the stall.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
 def run_proxy(config: FinopsConfig, host: str | None = None, port: int | None = None) -> int:
     host = host or config.proxy.host
     port = config.proxy.port if port is None else port
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     app = ProxyApp(config)
     server = GracefulServer(uvicorn_config(app, host, port))
     logging.getLogger("finops").info(

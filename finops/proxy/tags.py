@@ -60,6 +60,16 @@ def trace_id_from_traceparent(traceparent: str | None) -> str | None:
     return match.group(1)
 
 
+_HEADER_OF = {
+    name: f"x-finops-{name.replace('_', '-')}"
+    for name in ("team", "feature", "trace_id", "stage", "retry_of")
+}
+_ID_TAGS = frozenset({"trace_id", "retry_of"})
+# Valid tag values seen so far (trace and request ids are unique per call, so they are not kept).
+_checked: dict[tuple[str, str], str] = {}
+_CHECKED_MAX = 100_000
+
+
 def resolve_tags(
     headers: Mapping[str, str],
     metadata: Mapping[str, Any] | None,
@@ -72,12 +82,20 @@ def resolve_tags(
     meta = metadata or {}
 
     def pick(name: str) -> str | None:
-        value: Any = headers.get(f"x-finops-{name.replace('_', '-')}")
+        value: Any = headers.get(_HEADER_OF[name])
         if value is None:
             value = meta.get(name)
         if value is None:
             return None
-        return check_tag_value(name, value, _ID_VALUE if name in {"trace_id", "retry_of"} else _TAG_VALUE)
+        if value.__class__ is str:
+            # Teams and features repeat call after call: check a value once, not per call.
+            checked = _checked.get((name, value))
+            if checked is not None:
+                return checked
+        text = check_tag_value(name, value, _ID_VALUE if name in _ID_TAGS else _TAG_VALUE)
+        if name not in _ID_TAGS and len(_checked) < _CHECKED_MAX:
+            _checked[(name, value)] = text
+        return text
 
     team = pick("team")
     feature = pick("feature")
