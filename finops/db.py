@@ -87,3 +87,13 @@ def unit_of_work(engine: Engine) -> Iterator[Session]:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def engine_scope(database_url: str) -> Iterator[Engine]:
+    """An engine for one CLI command: disposed (connections closed) when the command is done."""
+    engine = make_engine(database_url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from finops.pricing.book import nusd_to_usd_string
 from finops.rollups.queries import SpendLine, spend_by
 from finops.rollups.service import hour_of
+from finops.tables import render_table
 
 HOUR = timedelta(hours=1)
 
@@ -59,26 +60,17 @@ def render(lines: list[SpendLine], by: str, start: datetime, end: datetime) -> s
         f"{sum(ln.idle_gpu_seconds for ln in lines):,.3f}",
         _usd(sum(ln.idle_cost_nusd for ln in lines)),
     )
-    table = [header, *body, total]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-
-    def fmt(row: tuple[str, ...]) -> str:
-        return "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        )
-
-    rule = "-" * len(fmt(header))
     title = (
         f"finops report {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, by {by} "
         "(USD, exact to the nano-dollar)"
     )
-    return "\n".join([title, fmt(header), rule, *(fmt(r) for r in body), rule, fmt(total)])
+    table = render_table(header, [*body, total], right=range(1, len(header)), rule_before_last=True)
+    return f"{title}\n{table}"
 
 
 def _report(args: argparse.Namespace) -> int:
     from finops.cli import config_from_args
-    from finops.db import make_engine, unit_of_work
+    from finops.db import engine_scope, unit_of_work
     from finops.jobs.registry import run_job
 
     config = config_from_args(args)
@@ -94,15 +86,12 @@ def _report(args: argparse.Namespace) -> int:
     if end <= start:
         print("finops report: --to must be after --from", file=sys.stderr)
         return 2
-    engine = make_engine(config.database_url)
-    try:
+    with engine_scope(config.database_url) as engine:
         if not args.no_refresh:
             run_job(engine, config, "attribution")
             run_job(engine, config, "rollups")
         with unit_of_work(engine) as session:
             lines = spend_by(session, start, end, args.by)
-    finally:
-        engine.dispose()
     print(render(lines, args.by, start, end))
     return 0
 

@@ -5,24 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from finops.db import make_engine, unit_of_work
+from finops.db import engine_scope, unit_of_work
 from finops.keys.service import KeyError_, create_key, list_keys, revoke_key
 from finops.proxy.errors import ProxyError
+from finops.tables import render_table
 
 
 def _create(args: argparse.Namespace) -> int:
     from finops.cli import config_from_args
 
     config = config_from_args(args)
-    engine = make_engine(config.database_url)
     try:
-        with unit_of_work(engine) as session:
+        with engine_scope(config.database_url) as engine, unit_of_work(engine) as session:
             created = create_key(session, config, args.team, args.feature, args.name)
     except ProxyError as exc:
         print(f"finops keys: {exc.message}", file=sys.stderr)
         return 2
-    finally:
-        engine.dispose()
     print(
         f"created key {created.key_id} for team {created.team}"
         + (f", default feature {created.feature}" if created.feature else "")
@@ -36,28 +34,20 @@ def _list(args: argparse.Namespace) -> int:
     from finops.cli import config_from_args
 
     config = config_from_args(args)
-    engine = make_engine(config.database_url)
-    try:
-        with unit_of_work(engine) as session:
-            rows = list_keys(session, include_revoked=args.all)
-            lines = [
-                (
-                    r.id,
-                    r.key_prefix + "...",
-                    r.team,
-                    r.default_feature or "-",
-                    r.name or "-",
-                    r.created_at.strftime("%Y-%m-%d %H:%M"),
-                    r.revoked_at.strftime("%Y-%m-%d %H:%M") if r.revoked_at else "-",
-                )
-                for r in rows
-            ]
-    finally:
-        engine.dispose()
-    header = ("ID", "KEY", "TEAM", "FEATURE", "NAME", "CREATED (UTC)", "REVOKED")
-    widths = [max(len(str(row[i])) for row in [header, *lines]) for i in range(len(header))]
-    for row in [header, *lines]:
-        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    with engine_scope(config.database_url) as engine, unit_of_work(engine) as session:
+        lines = [
+            (
+                r.id,
+                r.key_prefix + "...",
+                r.team,
+                r.default_feature or "-",
+                r.name or "-",
+                r.created_at.strftime("%Y-%m-%d %H:%M"),
+                r.revoked_at.strftime("%Y-%m-%d %H:%M") if r.revoked_at else "-",
+            )
+            for r in list_keys(session, include_revoked=args.all)
+        ]
+    print(render_table(("ID", "KEY", "TEAM", "FEATURE", "NAME", "CREATED (UTC)", "REVOKED"), lines))
     return 0
 
 
@@ -65,9 +55,8 @@ def _revoke(args: argparse.Namespace) -> int:
     from finops.cli import config_from_args
 
     config = config_from_args(args)
-    engine = make_engine(config.database_url)
     try:
-        with unit_of_work(engine) as session:
+        with engine_scope(config.database_url) as engine, unit_of_work(engine) as session:
             row = revoke_key(session, args.key_id)
             print(
                 f"revoked key {row.id} of team {row.team}; proxies stop accepting it within "
@@ -76,8 +65,6 @@ def _revoke(args: argparse.Namespace) -> int:
     except KeyError_ as exc:
         print(f"finops keys: {exc}", file=sys.stderr)
         return 1
-    finally:
-        engine.dispose()
     return 0
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
 import orjson
+from sqlalchemy.orm import Session
 
 from finops.pricing.book import nusd_to_usd_string
+from finops.tables import render_table
 from finops.traces.amplification import TraceCost
 from finops.traces.breakdown import PARTS
 from finops.traces.calls import TraceCall
@@ -109,14 +113,7 @@ def render_trace(cost: TraceCost, calls: list[TraceCall]) -> str:
                 mark.retry_reason or "",
             )
         )
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        lines.append(
-            "  ".join(
-                cell.ljust(w) if i in (1, 2, 10, 11) else cell.rjust(w)
-                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-            ).rstrip()
-        )
+    lines.append(render_table(header, rows, right=(0, 3, 4, 5, 6, 7, 8, 9)))
     lines.append("")
     tokens, nusd = cost.tokens.as_dict(), cost.cost_nusd.as_dict()
     for part in PARTS:
@@ -127,24 +124,20 @@ def render_trace(cost: TraceCost, calls: list[TraceCall]) -> str:
     return "\n".join(lines)
 
 
-def _engine_and_config(args: argparse.Namespace) -> Any:
+@contextmanager
+def _session(args: argparse.Namespace) -> Iterator[Session]:
     from finops.cli import config_from_args
-    from finops.db import make_engine
+    from finops.db import engine_scope, unit_of_work
 
-    config = config_from_args(args)
-    return make_engine(config.database_url), config
+    with engine_scope(config_from_args(args).database_url) as engine, unit_of_work(engine) as session:
+        yield session
 
 
 def _show(args: argparse.Namespace) -> int:
-    from finops.db import unit_of_work
     from finops.traces.service import compute_trace
 
-    engine, _ = _engine_and_config(args)
-    try:
-        with unit_of_work(engine) as session:
-            found = compute_trace(session, args.trace_id)
-    finally:
-        engine.dispose()
+    with _session(args) as session:
+        found = compute_trace(session, args.trace_id)
     if found is None:
         print(f"finops traces: no calls with trace id {args.trace_id!r}", file=sys.stderr)
         return 1
@@ -164,33 +157,28 @@ def _period(args: argparse.Namespace) -> tuple[datetime, datetime]:
 
 
 def _top(args: argparse.Namespace) -> int:
-    from finops.db import unit_of_work
     from finops.traces.queries import top_traces
 
     start, end = _period(args)
     if end <= start:
         print("finops traces: --to must be after --from", file=sys.stderr)
         return 2
-    engine, _ = _engine_and_config(args)
-    try:
-        with unit_of_work(engine) as session:
-            rows = top_traces(session, start, end, feature=args.feature, team=args.team, limit=args.limit)
-            lines = [
-                (
-                    r.trace_id,
-                    r.team,
-                    r.feature,
-                    f"{r.first_call_at:%Y-%m-%d %H:%M:%S}",
-                    str(r.calls),
-                    str(r.retries),
-                    f"{r.total_tokens:,}",
-                    nusd_to_usd_string(r.total_cost_nusd),
-                    "n/a" if r.amplification_tokens is None else f"{r.amplification_tokens:.2f}x",
-                )
-                for r in rows
-            ]
-    finally:
-        engine.dispose()
+    with _session(args) as session:
+        rows = top_traces(session, start, end, feature=args.feature, team=args.team, limit=args.limit)
+        lines = [
+            (
+                r.trace_id,
+                r.team,
+                r.feature,
+                f"{r.first_call_at:%Y-%m-%d %H:%M:%S}",
+                str(r.calls),
+                str(r.retries),
+                f"{r.total_tokens:,}",
+                nusd_to_usd_string(r.total_cost_nusd),
+                "n/a" if r.amplification_tokens is None else f"{r.amplification_tokens:.2f}x",
+            )
+            for r in rows
+        ]
     header = (
         "TRACE",
         "TEAM",
@@ -208,23 +196,16 @@ def _top(args: argparse.Namespace) -> int:
             "`finops jobs run traces` closes the due ones now)"
         )
         return 0
-    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
-    for row in [header, *lines]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print(render_table(header, lines, right=(4, 5, 6, 7, 8)))
     return 0
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from finops.db import unit_of_work
     from finops.traces.queries import amplification_by
 
     start, end = _period(args)
-    engine, _ = _engine_and_config(args)
-    try:
-        with unit_of_work(engine) as session:
-            groups = amplification_by(session, start, end, args.by)
-    finally:
-        engine.dispose()
+    with _session(args) as session:
+        groups = amplification_by(session, start, end, args.by)
     print(f"{args.by.upper():<24} {'TRACES':>8} {'P50':>8} {'P90':>8} {'MAX':>8} {'USD PER QUERY':>16}")
     for group, traces, stats, per_query in groups:
         p50, p90, top = (

@@ -61,7 +61,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
 
 def _jobs_run(args: argparse.Namespace) -> int:
     from finops.cli import config_from_args
-    from finops.db import make_engine
+    from finops.db import engine_scope
 
     config = config_from_args(args)
     if (args.start is None) != (args.end is None):
@@ -70,14 +70,12 @@ def _jobs_run(args: argparse.Namespace) -> int:
     if args.start is not None and args.end <= args.start:
         print("finops jobs run: --to must be after --from", file=sys.stderr)
         return 2
-    engine = make_engine(config.database_url)
     try:
-        result = run_job(engine, config, args.name, start=args.start, end=args.end)
+        with engine_scope(config.database_url) as engine:
+            result = run_job(engine, config, args.name, start=args.start, end=args.end)
     except UnknownJob as exc:
         print(f"finops jobs run: {exc.args[0]}", file=sys.stderr)
         return 2
-    finally:
-        engine.dispose()
     print(f"{args.name}: {result}")
     return 0
 
