@@ -28,8 +28,30 @@ class ConfigError(ValueError):
     """A configuration that cannot be used, with a message that says which key and why."""
 
 
+def _utc(value: Any) -> Any:
+    """A date is its midnight UTC; a naive time is UTC."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackendRateConfig(_Strict):
+    """A change of a backend's GPUs or price, in force from ``effective_from`` (UTC)."""
+
+    effective_from: datetime
+    gpus: Decimal = Field(gt=0)
+    usd_per_gpu_hour: Decimal = Field(ge=0)
+
+    @field_validator("effective_from", mode="before")
+    @classmethod
+    def _as_utc(cls, value: Any) -> Any:
+        return _utc(value)
 
 
 class BackendConfig(_Strict):
@@ -40,6 +62,8 @@ class BackendConfig(_Strict):
     usd_per_gpu_hour: Decimal = Field(default=Decimal(0), ge=0)
     # Sent upstream as ``Authorization: Bearer`` (vLLM's --api-key); never logged.
     api_key: str | None = None
+    # Later changes of gpus / usd_per_gpu_hour; the values above hold until the first of them.
+    rates: list[BackendRateConfig] = []
 
     @field_validator("url")
     @classmethod
@@ -66,11 +90,7 @@ class PriceConfig(_Strict):
     @field_validator("effective_from", mode="before")
     @classmethod
     def _as_utc(cls, value: Any) -> Any:
-        if isinstance(value, date) and not isinstance(value, datetime):
-            return datetime(value.year, value.month, value.day, tzinfo=UTC)
-        if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+        return _utc(value)
 
 
 class TaggingConfig(_Strict):

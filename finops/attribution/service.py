@@ -150,8 +150,49 @@ def mark_hours_dirty(session: Session, start: datetime, end: datetime) -> None:
     session.flush()
 
 
-def backend_rates(config: FinopsConfig) -> dict[str, BackendRate]:
-    return {b.name: BackendRate(b.name, b.gpus, b.usd_per_gpu_hour) for b in config.backends}
+@dataclass(frozen=True)
+class RateSchedule:
+    """A backend's rates over time: each (from_us, rate) holds until the next one."""
+
+    name: str
+    changes: tuple[tuple[int, BackendRate], ...]
+
+    def spans(self, start_us: int, end_us: int, window_us: int) -> list[tuple[int, int, BackendRate]]:
+        """[start_us, end_us) cut where the rate changes; a change takes effect from the first window
+        that starts at or after its effective time (a window has one rate)."""
+        spans: list[tuple[int, int, BackendRate]] = []
+        for index, (from_us, rate) in enumerate(self.changes):
+            begins = -(-from_us // window_us) * window_us
+            ends = (
+                -(-self.changes[index + 1][0] // window_us) * window_us
+                if index + 1 < len(self.changes)
+                else end_us
+            )
+            lo, hi = max(start_us, begins), min(end_us, ends)
+            if lo < hi:
+                spans.append((lo, hi, rate))
+        return spans
+
+
+def backend_rates(config: FinopsConfig) -> dict[str, RateSchedule]:
+    schedules = {}
+    for b in config.backends:
+        changes = [(-(2**62), BackendRate(b.name, b.gpus, b.usd_per_gpu_hour))]
+        changes += sorted(
+            (to_us(r.effective_from), BackendRate(b.name, r.gpus, r.usd_per_gpu_hour)) for r in b.rates
+        )
+        schedules[b.name] = RateSchedule(b.name, tuple(changes))
+    return schedules
+
+
+def attribute_span(
+    session: Session, schedule: RateSchedule, start_us: int, end_us: int, window_us: int
+) -> int:
+    """attribute_range over [start_us, end_us), each part at the rate in force for it."""
+    return sum(
+        attribute_range(session, rate, lo, hi, window_us)
+        for lo, hi, rate in schedule.spans(start_us, end_us, window_us)
+    )
 
 
 def run_attribution(session: Session, config: FinopsConfig, now: datetime | None = None) -> AttributionResult:
@@ -175,7 +216,7 @@ def run_attribution(session: Session, config: FinopsConfig, now: datetime | None
     watermark = job_state.read_new_ids(state, [r.id for r in new_rows], now.timestamp())
 
     windows = written = 0
-    for name, rate in backend_rates(config).items():
+    for name, schedule in backend_rates(config).items():
         ranges: list[tuple[int, int]] = []
         start_us = done_until.get(name)
         if start_us is None:
@@ -194,7 +235,7 @@ def run_attribution(session: Session, config: FinopsConfig, now: datetime | None
             if late_start < late_end:
                 ranges.append((late_start, late_end))
         for range_start, range_end in _merge(ranges):
-            written += attribute_range(session, rate, range_start, range_end, window_us)
+            written += attribute_span(session, schedule, range_start, range_end, window_us)
             windows += (range_end - range_start) // window_us
         done_until[name] = max(start_us, horizon_us)
 
@@ -214,7 +255,7 @@ def reattribute(session: Session, config: FinopsConfig, start: datetime, end: da
     start_us = to_us(start) // window_us * window_us
     end_us = -(-to_us(end) // window_us) * window_us
     windows = written = 0
-    for name, rate in backend_rates(config).items():
+    for name, schedule in backend_rates(config).items():
         first = session.scalar(
             select(func.min(TokenLedgerRow.started_at)).where(TokenLedgerRow.backend == name)
         )
@@ -223,6 +264,6 @@ def reattribute(session: Session, config: FinopsConfig, start: datetime, end: da
         range_start = max(start_us, to_us(first) // window_us * window_us)
         range_end = min(end_us, done_until[name])
         if range_start < range_end:
-            written += attribute_range(session, rate, range_start, range_end, window_us)
+            written += attribute_span(session, schedule, range_start, range_end, window_us)
             windows += (range_end - range_start) // window_us
     return AttributionResult(windows, written, 0)
