@@ -166,7 +166,8 @@ class _Connection(asyncio.Protocol):
         self._reset()
         self._head = self.loop.create_future()
         assert self.transport is not None
-        self.transport.writelines((head, body))
+        # One buffer, one segment: two writes can reach the backend as two reads (an extra wake-up).
+        self.transport.write(head + body)
 
     async def response_head(self, timeout_s: float) -> tuple[int, list[tuple[bytes, bytes]]]:
         assert self._head is not None
