@@ -13,9 +13,13 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import orjson
+
 from finops.ledger.record import UsageRecord, record_from_json, record_to_json
 
 BATCH_SUFFIX = ".jsonl"
+# Records the database refused for their content: kept for an operator, never replayed.
+DEAD_LETTER = "dead-letter.ndjson"
 CLAIM_SUFFIX = ".replaying"
 
 
@@ -41,6 +45,14 @@ class Spool:
         os.replace(temporary, final)
         self._fsync_dir()
         return final
+
+    def dead_letter(self, record: UsageRecord, reason: str) -> None:
+        self._ensure_dir()
+        with open(self.directory / DEAD_LETTER, "ab") as handle:
+            handle.write(orjson.dumps({"reason": reason, "record": record._asdict()}))
+            handle.write(b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def _fsync_dir(self) -> None:
         fd = os.open(self.directory, os.O_RDONLY)

@@ -7,9 +7,12 @@ SQLite (the embedded default): INSERT OR IGNORE in one executemany.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 
+import psycopg
 from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy import exc as sa_exc
 
 from finops.ledger.models import TokenLedgerRow
 from finops.ledger.record import COLUMNS, UsageRecord
@@ -67,6 +70,22 @@ def insert_records(engine: Engine, records: Sequence[UsageRecord]) -> int:
     if engine.dialect.name == "postgresql":
         return _insert_postgres(engine, records)
     return _insert_generic(engine, records)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database is away or busy (retry later), as opposed to refusing these rows for their data."""
+    unavailable = (
+        sa_exc.OperationalError,
+        sa_exc.InterfaceError,
+        sa_exc.DisconnectionError,
+        sa_exc.TimeoutError,
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        sqlite3.OperationalError,
+        OSError,
+        TimeoutError,
+    )
+    return isinstance(exc, unavailable)
 
 
 def ledger_count(engine: Engine) -> int:

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from finops.ledger.record import UsageRecord
-from finops.ledger.spool import Spool
+from finops.ledger.spool import DEAD_LETTER, Spool
+from finops.ledger.store import is_unavailable
 
 log = logging.getLogger("finops.ledger")
 
@@ -33,6 +34,7 @@ class WriterStats:
     spooled_records: int = 0
     replayed_records: int = 0
     database_failures: int = 0
+    dead_lettered_records: int = 0
 
 
 class LedgerWriter:
@@ -120,26 +122,48 @@ class LedgerWriter:
             batch: list[UsageRecord] = []
             while self._queue and len(batch) < self._batch_size:
                 batch.append(self._finish(self._queue.popleft()))
-            if self._observer is not None:
-                try:
-                    self._observer(batch)
-                except Exception:
-                    log.exception("ledger observer failed; the records are written regardless")
             if not self._write(batch):
                 # Neither the database nor the spool took it: put it back, in order, and wait.
                 self._queue.extendleft(reversed(batch))
                 time.sleep(min(1.0, self._replay_interval_s))
                 return
+            if self._observer is not None:
+                try:
+                    self._observer(batch)
+                except Exception:
+                    log.exception("ledger observer failed; the records are written regardless")
 
     @staticmethod
     def _finish(item: UsageRecord | Deferred) -> UsageRecord:
         # Deferred records never raise (the proxy wraps them with a fallback record).
         return item if isinstance(item, UsageRecord) else item()
 
+    def _insert_isolating(self, batch: list[UsageRecord]) -> int:
+        """Insert ``batch``. When the database refuses it for its content (not for being away), split it
+        until the records it refuses are found: those go to the dead-letter file, the rest go in. One
+        bad row must not hold up the ledger, nor be replayed from the spool forever."""
+        try:
+            return self._insert(batch)
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise
+            if len(batch) == 1:
+                self._spool.dead_letter(batch[0], _short(exc))
+                self.stats.dead_lettered_records += 1
+                log.error(
+                    "the database refused ledger record %s (%s); kept in %s",
+                    batch[0].request_id,
+                    _short(exc),
+                    self._spool.directory / DEAD_LETTER,
+                )
+                return 0
+            middle = len(batch) // 2
+            return self._insert_isolating(batch[:middle]) + self._insert_isolating(batch[middle:])
+
     def _write(self, batch: list[UsageRecord]) -> bool:
         if not self._database_down:
             try:
-                inserted = self._insert(batch)
+                inserted = self._insert_isolating(batch)
             except Exception as exc:
                 self.stats.database_failures += 1
                 self._database_down = True
@@ -165,7 +189,7 @@ class LedgerWriter:
         if not force and time.monotonic() < self._next_replay_at:
             return
         try:
-            replayed = self._spool.replay(self._insert)
+            replayed = self._spool.replay(self._insert_isolating)
         except Exception as exc:
             self._database_down = True
             self._next_replay_at = time.monotonic() + self._replay_interval_s

@@ -56,6 +56,7 @@ _DROP_UPSTREAM = frozenset(
         "accept-encoding",
         "authorization",
         "expect",
+        "content-type",  # we send our own: the body we forward is always JSON
     }
 )
 # Headers of the backend's response not relayed: hop-by-hop or rewritten by our server.
@@ -178,6 +179,9 @@ class CallHandler:
             token = token.strip() if token else None
         require = self.state.config.auth.require_api_key
         if token and (require or token.startswith(FINOPS_KEY_PREFIX)):
+            if not self.state.keys.loaded:
+                # The database was away since start-up: we cannot tell a good key from a bad one yet.
+                raise errors.keys_unavailable()
             key = self.state.keys.lookup(token)
             if key is None:
                 raise errors.invalid_api_key("invalid or revoked API key")
@@ -286,7 +290,7 @@ class Call:
             self.backend = backend
             for attempt in range(2):
                 try:
-                    connection = await pool.acquire()
+                    connection = await pool.acquire(fresh=attempt > 0)
                 except ConnectFailed as exc:
                     backend.in_flight -= 1
                     router.mark_down(backend)
@@ -355,18 +359,27 @@ class Call:
                     reason = choices[0].get("finish_reason")
                     finish_reason = reason[:32] if isinstance(reason, str) else None
             if usage is None:
-                usage = await asyncio.to_thread(self._estimate, response_text(data))
+                try:
+                    usage = await asyncio.to_thread(self._estimate, response_text(data))
+                except Exception:
+                    log.exception("token counting failed; recording the call with zero estimated tokens")
+                    usage = Usage(0, 0, 0, estimated=True)
+        elif not 100 <= status <= 599:
+            # Not an HTTP status our server can send on: answer 502, and record what happened.
+            self._submit(502, Usage(0, 0, 0, False), error_type="upstream_invalid_status")
+            raise errors.upstream_failed(f"the backend answered with status {status}")
         else:
             error_type = "upstream_error"
             usage = Usage(0, 0, 0, estimated=False)
         cost = self._cost(usage)
+        # Recorded before the answer goes out: whatever happens to the client, the call is in the ledger.
+        self._submit(status, usage, cost=cost, finish_reason=finish_reason, error_type=error_type)
         out_headers = _relayed_headers(headers)
         out_headers.append((b"content-length", str(len(body)).encode()))
         out_headers.append((b"x-finops-request-id", self.request_id.encode()))
         out_headers.append((b"x-finops-cost-usd", nusd_to_usd_string(cost.cost_nusd).encode()))
         await send({"type": "http.response.start", "status": status, "headers": out_headers})
         await send({"type": "http.response.body", "body": body})
-        self._submit(status, usage, cost=cost, finish_reason=finish_reason, error_type=error_type)
 
     # -- streamed ---------------------------------------------------------------------------------
     async def _relay_stream(
@@ -398,6 +411,10 @@ class Call:
         except UpstreamError as exc:
             error = errors.upstream_failed(f"the stream broke off ({exc})")
             failure = (502, "upstream_disconnected", error)
+        except Exception:
+            # A bug of ours mid-relay: the call must still be recorded and the upstream closed.
+            log.exception("relaying a stream failed")
+            failure = (502, "proxy_error", errors.upstream_failed("the proxy failed while relaying"))
         finally:
             if not watcher.done():
                 watcher.cancel()
@@ -406,17 +423,15 @@ class Call:
             connection.close()  # closing the upstream connection makes vLLM abort the generation
         else:
             connection.finish()
-        if failure is not None and not disconnected:
-            # Headers are gone already; tell an OpenAI client the way vLLM does, with an error event.
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": b"data: " + failure[2].body() + b"\n\n",
-                    "more_body": False,
-                }
-            )
-        elif not disconnected:
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        try:
+            if failure is not None and not disconnected:
+                # Headers are gone already; tell an OpenAI client the way vLLM does, with an error event.
+                event = b"data: " + failure[2].body() + b"\n\n"
+                await send({"type": "http.response.body", "body": event, "more_body": False})
+            elif not disconnected:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except Exception:
+            log.exception("could not end the stream to the client")
         if tracker.model:
             self.served_model = tracker.model
         usage = usage_from(tracker.usage)
@@ -425,6 +440,8 @@ class Call:
             status, error_type = STATUS_CLIENT_CLOSED, "client_disconnected"
         elif failure is not None:
             status, error_type = failure[0], failure[1]
+        elif tracker.error_event:
+            status, error_type = 200, "upstream_stream_error"
         else:
             status, error_type = 200, None
         self._submit_stream(status, usage, tracker, ttft_ms, ended, error_type, disconnected)
@@ -590,7 +607,7 @@ class Call:
             ended_at=started_at + timedelta(seconds=latency_s),
             team=tags.team,
             feature=tags.feature,
-            model=self.served_model,
+            model=self.served_model[:256],  # the backend's word, cut to the column's width
             requested_model=self.request.model,
             backend=self.backend.name if self.backend else None,
             stage=tags.stage,

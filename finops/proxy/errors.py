@@ -99,3 +99,13 @@ def upstream_timeout(seconds: float) -> ProxyError:
 
 def budget_exceeded(message: str) -> ProxyError:
     return ProxyError(429, message, "insufficient_quota", "budget_exceeded")
+
+
+def keys_unavailable() -> ProxyError:
+    return ProxyError(
+        503,
+        "API keys cannot be checked yet: the proxy has not reached its database since it "
+        "started; retry shortly",
+        "api_error",
+        "keys_unavailable",
+    )

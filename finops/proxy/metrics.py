@@ -14,6 +14,10 @@ TTFT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ITL_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28)
 LATENCY_BUCKETS_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 LABELS = ("model", "team", "feature")
+# Team and feature come from clients: past this many label sets, new ones are counted under "other",
+# so that a client cannot grow the proxy's memory and /metrics without bound.
+MAX_LABEL_SETS = 5_000
+OVERFLOW = "other"
 
 
 class _Children(NamedTuple):
@@ -104,9 +108,15 @@ class ProxyMetrics:
             self._by_labels[labels] = children
         return children
 
+    def _labels(self, model: str, team: str, feature: str) -> tuple[str, str, str]:
+        labels = (model, team, feature)
+        if labels in self._by_labels or len(self._by_labels) < MAX_LABEL_SETS:
+            return labels
+        return (model, OVERFLOW, OVERFLOW)
+
     def observe(self, records: Sequence[UsageRecord]) -> None:
         for rec in records:
-            labels = (rec.model, rec.team, rec.feature)
+            labels = self._labels(rec.model, rec.team, rec.feature)
             key = (*labels, rec.endpoint, rec.status_code)
             requests = self._requests_by_labels.get(key)
             if requests is None:

@@ -12,6 +12,8 @@ from finops.proxy.errors import bad_request
 CHAT = "chat.completions"
 COMPLETIONS = "completions"
 EMBEDDINGS = "embeddings"
+# The ledger's model column width.
+MAX_MODEL_CHARS = 256
 ENDPOINT_BY_PATH = {
     "/v1/chat/completions": CHAT,
     "/v1/completions": COMPLETIONS,
@@ -54,6 +56,10 @@ def parse_request(endpoint: str, body: bytes) -> ParsedRequest:
         raise bad_request("'model' is required", code="missing_required_parameter", param="model")
     if not isinstance(model, str) or not model:
         raise bad_request("'model' must be a non-empty string", code="invalid_type", param="model")
+    if len(model) > MAX_MODEL_CHARS:
+        raise bad_request(
+            f"'model' is longer than {MAX_MODEL_CHARS} characters", code="invalid_value", param="model"
+        )
     _require_type(payload, "stream", bool, "true or false")
     _require_type(payload, "stream_options", dict, "an object")
     _require_type(payload, "metadata", dict, "an object")

@@ -7,11 +7,14 @@ blank line; a chunk from the network may end mid-event, and the tail waits for t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
 _SEPARATOR = b"\n\n"
+_ANY_SEPARATOR = re.compile(rb"(\r\n\r\n|\n\n|\r\r)")
+_ERROR_MARKERS = (b'data: {"error"', b'data:{"error"')
 _DATA = b"data:"
 _DONE = b"[DONE]"
 _USAGE_MARKERS = (b'"usage":{', b'"usage": {')
@@ -55,6 +58,7 @@ class StreamTracker:
         "_pending",
         "_strip_usage",
         "done",
+        "error_event",
         "events",
         "finish_reason",
         "first_token_at",
@@ -74,11 +78,15 @@ class StreamTracker:
         self.finish_reason: str | None = None
         self.done = False
         self.malformed = 0
+        # The backend reported a failure inside the stream (vLLM's way once the headers are sent).
+        self.error_event = False
         # Every data event seen, kept (by reference) to count tokens if the stream ends without usage.
         self.events: list[bytes] = []
 
     def feed(self, chunk: bytes, now: float) -> bytes:
         data = self._pending + chunk if self._pending else chunk
+        if b"\r" in data:
+            return self._feed_any_separator(data, now)
         cut = data.rfind(_SEPARATOR)
         if cut < 0:
             self._pending = data
@@ -95,6 +103,24 @@ class StreamTracker:
             return complete
         return b"".join(event + _SEPARATOR for event in kept)
 
+    def _feed_any_separator(self, data: bytes, now: float) -> bytes:
+        """The SSE spec also allows CRLF and CR line ends (sse-starlette uses CRLF): the slow path."""
+        matches = list(_ANY_SEPARATOR.finditer(data))
+        if not matches:
+            self._pending = data
+            return b""
+        cut = matches[-1].end()
+        complete, self._pending = data[:cut], data[cut:]
+        pieces = _ANY_SEPARATOR.split(complete)  # event, separator, event, separator, ..., b""
+        kept: list[bytes] = []
+        dropped = False
+        for event, separator in zip(pieces[0::2], pieces[1::2], strict=False):
+            if self._observe(event.strip(b"\r\n"), now):
+                kept.append(event + separator)
+            else:
+                dropped = True
+        return b"".join(kept) if dropped else complete
+
     def flush(self) -> bytes:
         """Whatever trailing bytes never got their blank line (a backend that ends oddly): relay them."""
         tail, self._pending = self._pending, b""
@@ -110,6 +136,8 @@ class StreamTracker:
             self.done = True
             return True
         self.events.append(event)
+        if event.startswith(_ERROR_MARKERS):
+            self.error_event = True
         if any(marker in event for marker in _USAGE_MARKERS):
             parsed = _event_json(event)
             if isinstance(parsed, dict) and isinstance(parsed.get("usage"), dict):

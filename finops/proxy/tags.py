@@ -14,12 +14,22 @@ from typing import Any
 from finops.proxy.errors import ProxyError, bad_request, forbidden, missing_tag
 
 UNALLOCATED = "unallocated"
-MAX_TAG_CHARS = 128
 # Printable ASCII without quotes or backslashes: values land in metrics labels and CSV cells.
-_TAG_VALUE = re.compile(r"^[A-Za-z0-9 _.:/@+=,()\[\]#-]{1,128}$")
+# A leading = + - @ is refused: tag values end up in finance's spreadsheets, where it starts a formula.
+_TAG_VALUE = re.compile(r"^(?![=+@-])[A-Za-z0-9 _.:/@+=,()\[\]#-]{1,128}$")
+_STAGE_VALUE = re.compile(r"^(?![=+@-])[A-Za-z0-9 _.:/@+=,()\[\]#-]{1,64}$")
 # W3C traceparent: version-traceid-parentid-flags.
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 _ID_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+=-]{1,128}$")
+_REQUEST_ID_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+=-]{1,64}$")
+# The pattern (and so the length: the ledger's column width) each tag is checked against.
+_PATTERN_OF = {
+    "team": _TAG_VALUE,
+    "feature": _TAG_VALUE,
+    "stage": _STAGE_VALUE,
+    "trace_id": _ID_VALUE,
+    "retry_of": _REQUEST_ID_VALUE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,11 +54,16 @@ def check_tag_value(name: str, value: Any, pattern: re.Pattern[str] = _TAG_VALUE
     text: str = value.strip()
     if not pattern.match(text):
         raise bad_request(
-            f"tag '{name}' must be 1 to {MAX_TAG_CHARS} printable characters without quotes",
+            f"tag '{name}' must be 1 to {_max_chars(pattern)} printable characters without quotes or "
+            "backslashes, not starting with = + - @",
             code="invalid_tag",
             param=name,
         )
     return text
+
+
+def _max_chars(pattern: re.Pattern[str]) -> int:
+    return int(pattern.pattern.rsplit(",", 1)[1].split("}", 1)[0])
 
 
 def trace_id_from_traceparent(traceparent: str | None) -> str | None:
@@ -92,7 +107,7 @@ def resolve_tags(
             checked = _checked.get((name, value))
             if checked is not None:
                 return checked
-        text = check_tag_value(name, value, _ID_VALUE if name in _ID_TAGS else _TAG_VALUE)
+        text = check_tag_value(name, value, _PATTERN_OF[name])
         if name not in _ID_TAGS and len(_checked) < _CHECKED_MAX:
             _checked[(name, value)] = text
         return text

@@ -49,6 +49,7 @@ class _Connection(asyncio.Protocol):
         "_buffered",
         "_chunks",
         "_closed",
+        "_error",
         "_head",
         "_headers",
         "_keep_alive",
@@ -69,6 +70,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.reused = False
         self._closed = False
+        self._error: UpstreamError | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -130,7 +132,9 @@ class _Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _fail(self, error: BaseException) -> None:
+    def _fail(self, error: UpstreamError) -> None:
+        # Kept as well as delivered: a reader between two waits must still see it at its next wait.
+        self._error = error
         for future in (self._head, self._waiter):
             if future is not None and not future.done():
                 future.set_exception(error)
@@ -164,6 +168,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, head: bytes, body: bytes) -> None:
         self._reset()
+        self._error = None
         self._head = self.loop.create_future()
         assert self.transport is not None
         # One buffer, one segment: two writes can reach the backend as two reads (an extra wake-up).
@@ -187,6 +192,8 @@ class _Connection(asyncio.Protocol):
                 continue
             if self._body_done:
                 return
+            if self._error is not None:
+                raise self._error
             self._waiter = self.loop.create_future()
             await self._wait(self._waiter, timeout_s)
 
@@ -223,8 +230,9 @@ class Pool:
         self._idle: list[_Connection] = []
         self._ssl = ssl.create_default_context() if self.tls else None
 
-    async def acquire(self) -> _Connection:
-        while self._idle:
+    async def acquire(self, fresh: bool = False) -> _Connection:
+        """An idle kept-alive connection, or a new one (always new when ``fresh``)."""
+        while self._idle and not fresh:
             connection = self._idle.pop()
             if connection.usable:
                 connection.reused = True

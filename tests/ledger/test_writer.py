@@ -76,3 +76,22 @@ def test_nothing_is_lost_while_postgres_is_away():
         engine.dispose()
     finally:
         server.destroy()
+
+
+def test_a_record_the_database_refuses_is_set_aside_and_the_rest_go_in(pg_url, tmp_path):
+    engine = make_engine(pg_url)
+    spool = Spool(tmp_path / "spool")
+    writer = LedgerWriter(
+        lambda batch: insert_records(engine, batch), spool, batch_size=100, flush_interval_s=0.02
+    )
+    writer.start()
+    bad = make_record(stage="s" * 100)  # wider than the column: Postgres refuses the row for its data
+    good = [make_record() for _ in range(49)]
+    for record in [*good[:20], bad, *good[20:]]:
+        writer.submit(record)
+    writer.close()
+    assert ledger_count(engine) == 49
+    assert writer.stats.dead_lettered_records == 1
+    assert not writer.database_down and spool.pending() == []
+    assert bad.request_id in (tmp_path / "spool" / "dead-letter.ndjson").read_text()
+    engine.dispose()

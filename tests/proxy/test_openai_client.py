@@ -213,11 +213,16 @@ def test_chat_prompt_parts_are_recorded(stack, client):
     row = stack.row(raw.headers["x-finops-request-id"])
     # The stand-in counts with the same rules, so scaling changes nothing: the parts are the counts.
     expected = count_parts(messages)
-    assert (row["prompt_system_tokens"], row["prompt_history_tokens"], row["prompt_context_tokens"],
-            row["prompt_user_tokens"]) == (expected.system, expected.history, expected.context, expected.user)
+    assert (
+        row["prompt_system_tokens"],
+        row["prompt_history_tokens"],
+        row["prompt_context_tokens"],
+        row["prompt_user_tokens"],
+    ) == (expected.system, expected.history, expected.context, expected.user)
     assert expected.total == row["prompt_tokens"]
 
     bare = client.chat.completions.with_raw_response.create(
-        model="llama-8b", messages=[{"role": "user", "content": "hi"}], max_tokens=2)
+        model="llama-8b", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+    )
     row = stack.row(bare.headers["x-finops-request-id"])
     assert row["prompt_user_tokens"] == row["prompt_tokens"] and row["prompt_context_tokens"] == 0

@@ -79,3 +79,19 @@ def test_malformed_events_are_relayed_and_counted():
     assert tracker.malformed == 1
     assert tracker.usage is None
     assert tracker.generated_text() == " x"
+
+
+def test_crlf_separated_events_are_relayed_event_by_event():
+    stream = [chunk.replace(b"\n\n", b"\r\n\r\n") for chunk in chat_stream([" a", " b"])]
+    tracker = StreamTracker(strip_usage=True)
+    relayed = [tracker.feed(chunk, float(i)) for i, chunk in enumerate(stream)]
+    assert relayed[1] == stream[1], "each event must go out as it arrives, not at the end"
+    assert b"".join(relayed) == b"".join(stream[:-2]) + stream[-1]
+    assert tracker.usage == {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 7}
+    assert tracker.first_token_at == 1.0
+
+
+def test_an_error_event_marks_the_stream():
+    tracker = StreamTracker(strip_usage=True)
+    tracker.feed(b'data: {"error": {"message": "engine dead", "type": "InternalServerError"}}\n\n', 0.0)
+    assert tracker.error_event

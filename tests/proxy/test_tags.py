@@ -50,7 +50,9 @@ def test_key_team_cannot_be_overridden():
     assert caught.value.status == 403
 
 
-@pytest.mark.parametrize("bad", ["", "a" * 129, 'quote"d', "new\nline", 42])
+@pytest.mark.parametrize(
+    "bad", ["", "a" * 129, 'quote"d', "new\nline", 42, "=HYPERLINK(x)", "+1", "@sum", "-x"]
+)
 def test_bad_tag_values_are_refused(bad):
     with pytest.raises(ProxyError) as caught:
         resolve_tags({}, {"team": bad, "feature": "f"}, None, reject_untagged=True)
@@ -77,3 +79,17 @@ def test_traceparent_supplies_the_trace_id():
     assert explicit.trace_id == "mine"
     assert trace_id_from_traceparent("00-" + "0" * 32 + "-00f067aa0ba902b7-01") is None
     assert trace_id_from_traceparent("garbage") is None
+
+
+def test_stage_and_retry_of_fit_their_columns():
+    ok = resolve_tags(
+        {"x-finops-stage": "s" * 64, "x-finops-retry-of": "r" * 64},
+        {"team": "a", "feature": "b"},
+        None,
+        reject_untagged=True,
+    )
+    assert (len(ok.stage), len(ok.retry_of)) == (64, 64)
+    for header in ("x-finops-stage", "x-finops-retry-of"):
+        with pytest.raises(ProxyError) as caught:
+            resolve_tags({header: "s" * 65}, {"team": "a", "feature": "b"}, None, reject_untagged=True)
+        assert caught.value.status == 400

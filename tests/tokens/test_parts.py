@@ -9,7 +9,7 @@ RAG = [
     {"role": "user", "content": "What did we spend?"},
     {"role": "assistant", "content": "Which month?"},
     {"role": "user", "name": "context", "content": "Doc 1: November spend was 4,200 USD on search."},
-    {"role": "tool", "content": "{\"rows\": 3}", "tool_call_id": "t1"},
+    {"role": "tool", "content": '{"rows": 3}', "tool_call_id": "t1"},
     {"role": "user", "content": "November, please."},
 ]
 
@@ -32,6 +32,7 @@ def test_scaled_parts_add_up_exactly(counts, prompt_tokens):
     assert scaled.total == prompt_tokens
     total = sum(counts)
     if total:
-        for exact_weight, got in zip(counts, (scaled.system, scaled.history, scaled.context, scaled.user),
-                                     strict=True):
+        for exact_weight, got in zip(
+            counts, (scaled.system, scaled.history, scaled.context, scaled.user), strict=True
+        ):
             assert abs(got - prompt_tokens * exact_weight / total) < 1
