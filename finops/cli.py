@@ -66,7 +66,7 @@ def _register_proxy(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 def _cmd_up(args: argparse.Namespace) -> int:
     from finops.up import run_up
 
-    return run_up(args.config, args.demo, args.port)
+    return run_up(args.config, args.demo, args.port, args.sim_port)
 
 
 def _register_up(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -78,6 +78,12 @@ def _register_up(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         help="also start a simulated vLLM fleet, with a config written to ./finops-demo/",
     )
     parser.add_argument("--port", type=int, default=8080, help="proxy port (default: 8080)")
+    parser.add_argument(
+        "--sim-port",
+        type=int,
+        default=9101,
+        help="--demo: the first of the four stand-in backends' ports (default: 9101)",
+    )
     parser.set_defaults(handler=_cmd_up)
 
 

@@ -29,7 +29,8 @@ DEMO_DIR = Path("finops-demo")
 @dataclass(frozen=True)
 class DemoBackend:
     name: str
-    port: int
+    # Port of its stand-in, counted from the demo's first port (--sim-port, default 9101).
+    port_offset: int
     model: str
     gpus: int
     usd_per_gpu_hour: str
@@ -40,11 +41,12 @@ class DemoBackend:
 
 # Three model sizes on four stand-in backends: the 70B model on two 4-GPU nodes, priced like the real thing.
 DEMO_FLEET = (
-    DemoBackend("h100-70b-a", 9101, "llama-70b", 4, "2.49", 180, 30, 120),
-    DemoBackend("h100-70b-b", 9102, "llama-70b", 4, "2.49", 180, 30, 120),
-    DemoBackend("l40s-8b", 9103, "llama-8b", 1, "0.86", 60, 12, 80),
-    DemoBackend("t4-1b", 9104, "qwen-1.5b", 1, "0.35", 25, 6, 40),
+    DemoBackend("h100-70b-a", 0, "llama-70b", 4, "2.49", 180, 30, 120),
+    DemoBackend("h100-70b-b", 1, "llama-70b", 4, "2.49", 180, 30, 120),
+    DemoBackend("l40s-8b", 2, "llama-8b", 1, "0.86", 60, 12, 80),
+    DemoBackend("t4-1b", 3, "qwen-1.5b", 1, "0.35", 25, 6, 40),
 )
+DEMO_SIM_PORT = 9101
 DEMO_PRICES = {
     "llama-70b": {"input_per_mtok": "0.59", "output_per_mtok": "0.79"},
     "llama-8b": {"input_per_mtok": "0.05", "output_per_mtok": "0.08"},
@@ -52,13 +54,13 @@ DEMO_PRICES = {
 }
 
 
-def demo_config(directory: Path) -> dict[str, Any]:
+def demo_config(directory: Path, sim_port: int = DEMO_SIM_PORT) -> dict[str, Any]:
     return {
         "database_url": f"sqlite:///{(directory / 'finops.db').resolve()}",
         "backends": [
             {
                 "name": b.name,
-                "url": f"http://127.0.0.1:{b.port}",
+                "url": f"http://127.0.0.1:{sim_port + b.port_offset}",
                 "models": [b.model],
                 "gpus": b.gpus,
                 "usd_per_gpu_hour": b.usd_per_gpu_hour,
@@ -120,11 +122,11 @@ def _raise_stop(_signum: int, _frame: object) -> None:
     raise Stop
 
 
-def run_up(config_path: str | None, demo: bool, proxy_port: int) -> int:
+def run_up(config_path: str | None, demo: bool, proxy_port: int, sim_port: int = DEMO_SIM_PORT) -> int:
     if demo and config_path is None:
         DEMO_DIR.mkdir(exist_ok=True)
         path = DEMO_DIR / "finops.yaml"
-        path.write_text(yaml.safe_dump(demo_config(DEMO_DIR), sort_keys=False))
+        path.write_text(yaml.safe_dump(demo_config(DEMO_DIR, sim_port), sort_keys=False))
         config_path = str(path)
     config: FinopsConfig = load_config(config_path)
     print(f"finops up: migrating {config.database_url}")
@@ -142,7 +144,7 @@ def run_up(config_path: str | None, demo: bool, proxy_port: int) -> int:
                         [
                             "sim",
                             "--port",
-                            str(b.port),
+                            str(sim_port + b.port_offset),
                             "--model",
                             b.model,
                             "--ttft-ms",
@@ -152,7 +154,7 @@ def run_up(config_path: str | None, demo: bool, proxy_port: int) -> int:
                             "--output-tokens",
                             str(b.output_tokens),
                             "--seed",
-                            str(b.port),
+                            str(b.port_offset),
                         ],
                     ),
                 )
@@ -160,7 +162,7 @@ def run_up(config_path: str | None, demo: bool, proxy_port: int) -> int:
             ]
             children.extend(sim for _, sim in sims)
             for b, sim in sims:
-                _wait_http(f"http://127.0.0.1:{b.port}/health", sim)
+                _wait_http(f"http://127.0.0.1:{sim_port + b.port_offset}/health", sim)
         proxy_args = ["proxy", "--port", str(proxy_port)]
         if config_path:
             proxy_args += ["--config", config_path]
@@ -190,6 +192,9 @@ def run_up(config_path: str | None, demo: bool, proxy_port: int) -> int:
                         "--failure-rate",
                         "0.02",
                         "--quiet",
+                        # Every call it saw answered, to check against the ledger.
+                        "--json",
+                        str(DEMO_DIR / "loadgen-calls.json"),
                     ],
                 )
             )
