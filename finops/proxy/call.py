@@ -389,15 +389,24 @@ class Call:
         out_headers = _relayed_headers(headers)
         out_headers.append((b"x-finops-request-id", self.request_id.encode()))
         await send({"type": "http.response.start", "status": 200, "headers": out_headers})
-        # The server tells us the client left only through receive(); watch it beside the relay.
+        # The server tells us the client left only through receive(). When it does, close the upstream
+        # connection at once (vLLM aborts the generation), even in the middle of a long prefill.
         watcher = asyncio.ensure_future(receive())
+        relaying = [True]
+        client_gone = [False]
+
+        def on_client_event(_: asyncio.Future[Message]) -> None:
+            if relaying[0]:
+                client_gone[0] = True
+                connection.close()
+
+        watcher.add_done_callback(on_client_event)
         disconnected = False
         failure: tuple[int, str, ProxyError] | None = None
         try:
             async for chunk in connection.chunks(self.handler.read_timeout_s):
                 relay = tracker.feed(chunk, time.perf_counter())
-                if watcher.done():
-                    disconnected = True
+                if client_gone[0]:
                     break
                 if relay:
                     await send({"type": "http.response.body", "body": relay, "more_body": True})
@@ -409,15 +418,20 @@ class Call:
             error = errors.upstream_timeout(self.handler.read_timeout_s)
             failure = (504, "upstream_timeout", error)
         except UpstreamError as exc:
-            error = errors.upstream_failed(f"the stream broke off ({exc})")
-            failure = (502, "upstream_disconnected", error)
+            if not client_gone[0]:
+                error = errors.upstream_failed(f"the stream broke off ({exc})")
+                failure = (502, "upstream_disconnected", error)
         except Exception:
             # A bug of ours mid-relay: the call must still be recorded and the upstream closed.
             log.exception("relaying a stream failed")
             failure = (502, "proxy_error", errors.upstream_failed("the proxy failed while relaying"))
         finally:
+            relaying[0] = False
             if not watcher.done():
                 watcher.cancel()
+        disconnected = client_gone[0]
+        if disconnected:
+            failure = None
         ended = time.perf_counter()
         if disconnected or failure is not None:
             connection.close()  # closing the upstream connection makes vLLM abort the generation

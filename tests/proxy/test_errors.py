@@ -239,3 +239,30 @@ def stack_sim_url(stack) -> str:
     import yaml
 
     return yaml.safe_load(stack.config_path.read_text())["backends"][0]["url"]
+
+
+def test_client_leaving_during_prefill_aborts_the_upstream_at_once(stack):
+    port = int(stack.url.rsplit(":", 1)[1])
+    body = json.dumps({"model": "llama-8b", "messages": MESSAGES, "stream": True}).encode()
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"x-finops-team: search\r\nx-finops-feature: prefill\r\nx-sim-ttft-ms: 4000\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            more = sock.recv(65536)
+            assert more, "the proxy closed before answering"
+            head += more
+    request_id = head.decode().lower().split("x-finops-request-id: ", 1)[1].split("\r\n", 1)[0]
+    # This stack's read timeout is 0.5 s: a 499 rather than a 504 shows the departure was acted on at once,
+    # in the middle of the (4 s) prefill, not at the next chunk.
+    row = stack.row(request_id, timeout_s=3.0)
+    assert (row["status_code"], row["error_type"], row["completion_tokens"]) == (
+        499,
+        "client_disconnected",
+        0,
+    )
+    assert row["latency_ms"] < 3000
