@@ -132,6 +132,9 @@ class AttributionConfig(_Strict):
     # A window is attributed this long after it ends, so calls that end just after it are in.
     # (A call that lands later still gets its windows recomputed.)
     close_delay_s: int = Field(default=30, ge=0)
+    # Calls longer than this are not seen by windows more than this after they started (it bounds the
+    # ledger scan of each window's recompute).
+    longest_call_s: float = Field(default=3600.0, gt=0)
 
 
 class JobsConfig(_Strict):

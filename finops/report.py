@@ -82,7 +82,11 @@ def _report(args: argparse.Namespace) -> int:
         hour_of(args.start) if args.start else now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     )
     end = args.end or now
-    end = hour_of(end) + (HOUR if end != hour_of(end) else timedelta(0))
+    try:
+        end = hour_of(end) + (HOUR if end != hour_of(end) else timedelta(0))
+    except OverflowError:
+        print("finops report: --to is past the last hour a date can hold", file=sys.stderr)
+        return 2
     if end <= start:
         print("finops report: --to must be after --from", file=sys.stderr)
         return 2

@@ -35,6 +35,8 @@ JOB = "attribution"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Calls that never reached a GPU take no share of it.
 NOT_ON_GPU = ("upstream_unreachable",)
+# Windows per backend attributed in one run (a day of one-minute windows).
+MAX_WINDOWS_PER_RUN = 1440
 # New ledger rows read per run; a backlog larger than this is worked off over several runs.
 MAX_NEW_ROWS_PER_RUN = 1_000_000
 
@@ -65,7 +67,11 @@ def _merge(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _calls_overlapping(session: Session, backend: str, start: datetime, end: datetime) -> list[Any]:
+def _calls_overlapping(
+    session: Session, backend: str, start: datetime, end: datetime, longest_call: timedelta
+) -> list[Any]:
+    """Calls of ``backend`` in flight during [start, end). The lower bound on started_at lets the
+    (backend, started_at) index bound the scan; calls longer than ``longest_call`` are not seen."""
     ledger = TokenLedgerRow
     return list(
         session.execute(
@@ -80,6 +86,7 @@ def _calls_overlapping(session: Session, backend: str, start: datetime, end: dat
                 ledger.model,
             ).where(
                 ledger.backend == backend,
+                ledger.started_at >= start - longest_call,
                 ledger.started_at < end,
                 ledger.ended_at > start,
                 (ledger.error_type.is_(None)) | (ledger.error_type.not_in(NOT_ON_GPU)),
@@ -88,10 +95,17 @@ def _calls_overlapping(session: Session, backend: str, start: datetime, end: dat
     )
 
 
-def attribute_range(session: Session, rate: BackendRate, start_us: int, end_us: int, window_us: int) -> int:
+def attribute_range(
+    session: Session,
+    rate: BackendRate,
+    start_us: int,
+    end_us: int,
+    window_us: int,
+    longest_call: timedelta = timedelta(hours=1),
+) -> int:
     """(Re)write the GPU-ledger rows of one backend's windows in [start_us, end_us); returns rows written."""
     start, end = from_us(start_us), from_us(end_us)
-    calls = _calls_overlapping(session, rate.name, start, end)
+    calls = _calls_overlapping(session, rate.name, start, end, longest_call)
     tags = {c.request_id: (c.team, c.feature, c.model) for c in calls}
     spans = [
         CallSpan(
@@ -186,12 +200,25 @@ def backend_rates(config: FinopsConfig) -> dict[str, RateSchedule]:
 
 
 def attribute_span(
-    session: Session, schedule: RateSchedule, start_us: int, end_us: int, window_us: int
+    session: Session,
+    schedule: RateSchedule,
+    start_us: int,
+    end_us: int,
+    window_us: int,
+    longest_call: timedelta = timedelta(hours=1),
 ) -> int:
     """attribute_range over [start_us, end_us), each part at the rate in force for it."""
     return sum(
-        attribute_range(session, rate, lo, hi, window_us)
+        attribute_range(session, rate, lo, hi, window_us, longest_call)
         for lo, hi, rate in schedule.spans(start_us, end_us, window_us)
+    )
+
+
+def _rates_fingerprint(config: FinopsConfig) -> str:
+    return ";".join(
+        f"{b.name}:{b.gpus}:{b.usd_per_gpu_hour}:"
+        + ",".join(f"{r.effective_from.isoformat()}/{r.gpus}/{r.usd_per_gpu_hour}" for r in b.rates)
+        for b in sorted(config.backends, key=lambda b: b.name)
     )
 
 
@@ -204,14 +231,17 @@ def run_attribution(session: Session, config: FinopsConfig, now: datetime | None
     done_until: dict[str, int] = {k: int(v) for k, v in state.get("attributed_until_us", {}).items()}
 
     ledger = TokenLedgerRow
-    new_rows = list(
-        session.execute(
+    is_unseen = job_state.unseen(state)
+    new_rows = [
+        row
+        for row in session.execute(
             select(ledger.id, ledger.backend, ledger.started_at, ledger.ended_at)
             .where(job_state.new_rows_condition(ledger.id, state))
             .order_by(ledger.id)
             .limit(MAX_NEW_ROWS_PER_RUN)
         )
-    )
+        if is_unseen(row.id)
+    ]
     # Rows past the limit are read next run; windows attributed without them are recomputed as late.
     watermark = job_state.read_new_ids(state, [r.id for r in new_rows], now.timestamp())
 
@@ -224,8 +254,11 @@ def run_attribution(session: Session, config: FinopsConfig, now: datetime | None
             if first is None:
                 continue
             start_us = to_us(first) // window_us * window_us
-        if start_us < horizon_us:
-            ranges.append((start_us, horizon_us))
+        # A backlog (a first run on a big ledger, a long worker outage) is worked off a slice per run,
+        # so that one run's memory and transaction stay bounded and every run makes progress.
+        until_us = min(horizon_us, start_us + MAX_WINDOWS_PER_RUN * window_us)
+        if start_us < until_us:
+            ranges.append((start_us, until_us))
         # Late calls: their windows before start_us were attributed without them.
         for r in new_rows:
             if r.backend != name or r.backend is None:
@@ -235,11 +268,24 @@ def run_attribution(session: Session, config: FinopsConfig, now: datetime | None
             if late_start < late_end:
                 ranges.append((late_start, late_end))
         for range_start, range_end in _merge(ranges):
-            written += attribute_span(session, schedule, range_start, range_end, window_us)
+            written += attribute_span(
+                session,
+                schedule,
+                range_start,
+                range_end,
+                window_us,
+                timedelta(seconds=config.attribution.longest_call_s),
+            )
             windows += (range_end - range_start) // window_us
-        done_until[name] = max(start_us, horizon_us)
+        done_until[name] = max(start_us, until_us)
 
-    job_state.save(session, JOB, {**watermark, "attributed_until_us": done_until})
+    rates = _rates_fingerprint(config)
+    if state.get("rates") not in (None, rates):
+        log.warning(
+            "backend gpus or prices changed in the config: windows attributed before the change "
+            "keep the old rates; `finops jobs run attribution --from ... --to ...` recomputes them"
+        )
+    job_state.save(session, JOB, {**watermark, "attributed_until_us": done_until, "rates": rates})
     if windows:
         log.info("attributed %d backend-windows (%d rows) up to %s", windows, written, from_us(horizon_us))
     return AttributionResult(windows, written, len(new_rows))
@@ -264,6 +310,13 @@ def reattribute(session: Session, config: FinopsConfig, start: datetime, end: da
         range_start = max(start_us, to_us(first) // window_us * window_us)
         range_end = min(end_us, done_until[name])
         if range_start < range_end:
-            written += attribute_span(session, schedule, range_start, range_end, window_us)
+            written += attribute_span(
+                session,
+                schedule,
+                range_start,
+                range_end,
+                window_us,
+                timedelta(seconds=config.attribution.longest_call_s),
+            )
             windows += (range_end - range_start) // window_us
     return AttributionResult(windows, written, 0)

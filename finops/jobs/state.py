@@ -8,11 +8,13 @@ the work once and the second finds nothing left to do.
 
 from __future__ import annotations
 
+import bisect
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -58,38 +60,58 @@ MAX_GAP_RANGES = 10_000
 
 
 def new_rows_condition(id_column: Any, state: dict[str, Any]) -> ColumnElement[bool]:
-    """Rows above the watermark, or in one of its open gaps."""
-    clauses: list[ColumnElement[bool]] = [id_column > int(state.get("last_ledger_id", 0))]
-    clauses += [
-        and_(id_column >= int(first), id_column <= int(last)) for first, last, _ in state.get("gaps", [])
-    ]
-    return or_(*clauses)
+    """A range that holds every row not seen yet: from the lowest open gap, else above the watermark.
+
+    One bound, not an OR of ranges (which SQLite refuses past ~1,000 terms and Postgres plans badly);
+    rows in it that were seen already are dropped with ``unseen``.
+    """
+    condition: ColumnElement[bool] = id_column >= _lowest_unseen(state)
+    return condition
+
+
+def _lowest_unseen(state: dict[str, Any]) -> int:
+    last_id = int(state.get("last_ledger_id", 0))
+    return min([last_id + 1, *(int(first) for first, _, _ in state.get("gaps", []))])
+
+
+def unseen(state: dict[str, Any]) -> Callable[[int], bool]:
+    """A test for ids read with ``new_rows_condition``: above the watermark, or in an open gap."""
+    last_id = int(state.get("last_ledger_id", 0))
+    gaps = sorted((int(first), int(last)) for first, last, _ in state.get("gaps", []))
+    starts = [first for first, _ in gaps]
+
+    def test(ledger_id: int) -> bool:
+        if ledger_id > last_id:
+            return True
+        index = bisect.bisect_right(starts, ledger_id) - 1
+        return index >= 0 and ledger_id <= gaps[index][1]
+
+    return test
 
 
 def read_new_ids(state: dict[str, Any], seen_ids: list[int], now_s: float) -> dict[str, Any]:
-    """The watermark state after reading ``seen_ids`` (the rows above the watermark and in its gaps).
+    """The watermark state after reading ``seen_ids`` (the unseen rows just read).
 
     State: ``last_ledger_id`` and ``gaps``, a list of ``[first_id, last_id, noticed_at_s]`` ranges.
     """
     last_id = int(state.get("last_ledger_id", 0))
-    seen = set(seen_ids)
+    seen = sorted(set(seen_ids))
     gaps: list[list[float]] = []
     for first, last, noticed in state.get("gaps", []):
         if now_s - noticed > GAP_EXPIRY_S:
             continue
         gaps.extend(_missing_ranges(int(first), int(last), seen, noticed))
-    above = sorted(i for i in seen if i > last_id)
-    if above:
-        gaps.extend(_missing_ranges(last_id + 1, above[-1], seen, now_s))
-        last_id = above[-1]
+    if seen and seen[-1] > last_id:
+        gaps.extend(_missing_ranges(last_id + 1, seen[-1], seen, now_s))
+        last_id = seen[-1]
     return {"last_ledger_id": last_id, "gaps": gaps[-MAX_GAP_RANGES:]}
 
 
-def _missing_ranges(first: int, last: int, seen: set[int], noticed: float) -> list[list[float]]:
-    """The runs of ids in [first, last] not in ``seen`` (walks the seen ids, not the whole range)."""
+def _missing_ranges(first: int, last: int, seen: list[int], noticed: float) -> list[list[float]]:
+    """The runs of ids in [first, last] not in ``seen`` (sorted): bisect to the range, walk only it."""
     ranges: list[list[float]] = []
     expected = first
-    for ledger_id in sorted(i for i in seen if first <= i <= last):
+    for ledger_id in seen[bisect.bisect_left(seen, first) : bisect.bisect_right(seen, last)]:
         if ledger_id > expected:
             ranges.append([expected, ledger_id - 1, noticed])
         expected = ledger_id + 1

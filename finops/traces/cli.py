@@ -204,6 +204,9 @@ def _stats(args: argparse.Namespace) -> int:
     from finops.traces.queries import amplification_by
 
     start, end = _period(args)
+    if end <= start:
+        print("finops traces: --to must be after --from", file=sys.stderr)
+        return 2
     with _session(args) as session:
         groups = amplification_by(session, start, end, args.by)
     print(f"{args.by.upper():<24} {'TRACES':>8} {'P50':>8} {'P90':>8} {'MAX':>8} {'USD PER QUERY':>16}")
@@ -213,6 +216,16 @@ def _stats(args: argparse.Namespace) -> int:
         )
         print(f"{group:<24} {traces:>8} {p50:>8} {p90:>8} {top:>8} {_usd(per_query):>16}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -237,7 +250,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     period(top)
     top.add_argument("--feature", default=None)
     top.add_argument("--team", default=None)
-    top.add_argument("--limit", type=int, default=10)
+    top.add_argument("--limit", type=_positive_int, default=10)
     top.set_defaults(handler=_top)
 
     stats = actions.add_parser("stats", help="amplification p50/p90/max and cost per user query by group")

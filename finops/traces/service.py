@@ -16,7 +16,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from finops.attribution.service import to_us
@@ -173,14 +173,17 @@ def run_traces(session: Session, config: FinopsConfig, now: datetime | None = No
     now = now or datetime.now(UTC)
     state = job_state.claim(session, JOB, now)
     ledger = TokenLedgerRow
-    new = list(
-        session.execute(
+    is_unseen = job_state.unseen(state)
+    new = [
+        row
+        for row in session.execute(
             select(ledger.id, ledger.trace_id, ledger.ended_at)
             .where(job_state.new_rows_condition(ledger.id, state))
             .order_by(ledger.id)
             .limit(MAX_NEW_ROWS_PER_RUN)
         )
-    )
+        if is_unseen(row.id)
+    ]
     latest_end: dict[str, datetime] = {}
     for row in new:
         if row.trace_id not in latest_end or row.ended_at > latest_end[row.trace_id]:
@@ -196,7 +199,7 @@ def run_traces(session: Session, config: FinopsConfig, now: datetime | None = No
         )
     )
     closed = close_traces(session, due, now)
-    pending = len(list(session.scalars(select(TracePendingRow.trace_id))))
+    pending = int(session.scalar(select(func.count()).select_from(TracePendingRow)) or 0)
     job_state.save(session, JOB, job_state.read_new_ids(state, [r.id for r in new], now.timestamp()))
     return TracesResult(len(new), closed, pending)
 

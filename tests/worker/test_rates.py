@@ -63,3 +63,26 @@ def test_windows_after_a_rate_change_use_the_new_rate(db_url):
     assert [(w - T0).total_seconds() for w, _, _ in windows] == [0, 1, 2, 3, 4, 5]
     assert [Decimal(s) for _, s, _ in windows] == [Decimal(1)] * 3 + [Decimal(2)] * 3
     assert [int(c) for _, _, c in windows] == [1_000_000] * 3 + [4_000_000] * 3
+
+
+def test_a_backlog_is_worked_off_a_slice_per_run(db_url):
+    from finops.attribution.service import MAX_WINDOWS_PER_RUN
+
+    config = FinopsConfig(
+        database_url=db_url,
+        attribution=AttributionConfig(window_s=1, close_delay_s=0),
+        backends=[
+            BackendConfig(name="gpu-a", url="http://127.0.0.1:9", models=["m"], usd_per_gpu_hour="3.6")
+        ],
+    )
+    engine = make_engine(db_url)
+    insert_records(engine, [make_record(started_at=T0, ended_at=T0 + timedelta(seconds=10), backend="gpu-a")])
+    backlog_s = MAX_WINDOWS_PER_RUN + 500
+    first = run_job(engine, config, "attribution", now=T0 + timedelta(seconds=backlog_s))
+    second = run_job(engine, config, "attribution", now=T0 + timedelta(seconds=backlog_s))
+    third = run_job(engine, config, "attribution", now=T0 + timedelta(seconds=backlog_s))
+    assert (first.windows, second.windows, third.windows) == (MAX_WINDOWS_PER_RUN, 500, 0)
+    with unit_of_work(engine) as session:
+        total = session.scalar(select(func.sum(GpuLedgerRow.gpu_seconds)))
+    engine.dispose()
+    assert Decimal(total) == backlog_s
