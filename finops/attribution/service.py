@@ -188,6 +188,14 @@ class RateSchedule:
         return spans
 
 
+def _first_window_us(session: Session, backend: str, window_us: int) -> int | None:
+    """The window of the backend's first call: where its attribution starts (None: no call yet)."""
+    first = session.scalar(
+        select(func.min(TokenLedgerRow.started_at)).where(TokenLedgerRow.backend == backend)
+    )
+    return None if first is None else to_us(first) // window_us * window_us
+
+
 def backend_rates(config: FinopsConfig) -> dict[str, RateSchedule]:
     schedules = {}
     for b in config.backends:
@@ -231,17 +239,15 @@ def run_attribution(session: Session, config: FinopsConfig, now: datetime | None
     done_until: dict[str, int] = {k: int(v) for k, v in state.get("attributed_until_us", {}).items()}
 
     ledger = TokenLedgerRow
-    is_unseen = job_state.unseen(state)
-    new_rows = [
-        row
-        for row in session.execute(
-            select(ledger.id, ledger.backend, ledger.started_at, ledger.ended_at)
-            .where(job_state.new_rows_condition(ledger.id, state))
-            .order_by(ledger.id)
-            .limit(MAX_NEW_ROWS_PER_RUN)
-        )
-        if is_unseen(row.id)
-    ]
+    new_rows = job_state.read_unseen(
+        session,
+        state,
+        ledger.id,
+        ledger.backend,
+        ledger.started_at,
+        ledger.ended_at,
+        limit=MAX_NEW_ROWS_PER_RUN,
+    )
     # Rows past the limit are read next run; windows attributed without them are recomputed as late.
     watermark = job_state.read_new_ids(state, [r.id for r in new_rows], now.timestamp())
 
@@ -250,10 +256,9 @@ def run_attribution(session: Session, config: FinopsConfig, now: datetime | None
         ranges: list[tuple[int, int]] = []
         start_us = done_until.get(name)
         if start_us is None:
-            first = session.scalar(select(func.min(ledger.started_at)).where(ledger.backend == name))
-            if first is None:
+            start_us = _first_window_us(session, name, window_us)
+            if start_us is None:
                 continue
-            start_us = to_us(first) // window_us * window_us
         # A backlog (a first run on a big ledger, a long worker outage) is worked off a slice per run,
         # so that one run's memory and transaction stay bounded and every run makes progress.
         until_us = min(horizon_us, start_us + MAX_WINDOWS_PER_RUN * window_us)
@@ -302,12 +307,10 @@ def reattribute(session: Session, config: FinopsConfig, start: datetime, end: da
     end_us = -(-to_us(end) // window_us) * window_us
     windows = written = 0
     for name, schedule in backend_rates(config).items():
-        first = session.scalar(
-            select(func.min(TokenLedgerRow.started_at)).where(TokenLedgerRow.backend == name)
-        )
-        if first is None or name not in done_until:
+        first_us = _first_window_us(session, name, window_us)
+        if first_us is None or name not in done_until:
             continue
-        range_start = max(start_us, to_us(first) // window_us * window_us)
+        range_start = max(start_us, first_us)
         range_end = min(end_us, done_until[name])
         if range_start < range_end:
             written += attribute_span(

@@ -74,6 +74,15 @@ def _lowest_unseen(state: dict[str, Any]) -> int:
     return min([last_id + 1, *(int(first) for first, _, _ in state.get("gaps", []))])
 
 
+def read_unseen(
+    session: Session, state: dict[str, Any], id_column: Any, *columns: Any, limit: int
+) -> list[Any]:
+    """The ledger rows a job has not seen yet (above its watermark or in an open gap), oldest id first."""
+    is_unseen = unseen(state)
+    query = select(id_column, *columns).where(new_rows_condition(id_column, state)).order_by(id_column)
+    return [row for row in session.execute(query.limit(limit)) if is_unseen(row[0])]
+
+
 def unseen(state: dict[str, Any]) -> Callable[[int], bool]:
     """A test for ids read with ``new_rows_condition``: above the watermark, or in an open gap."""
     last_id = int(state.get("last_ledger_id", 0))

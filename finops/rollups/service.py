@@ -127,17 +127,7 @@ def run_rollups(session: Session, now: datetime | None = None) -> RollupResult:
     now = now or datetime.now(UTC)
     state = job_state.claim_ledger_job(session, JOB, now)
     ledger = TokenLedgerRow
-    is_unseen = job_state.unseen(state)
-    new = [
-        row
-        for row in session.execute(
-            select(ledger.id, ledger.started_at)
-            .where(job_state.new_rows_condition(ledger.id, state))
-            .order_by(ledger.id)
-            .limit(MAX_NEW_ROWS_PER_RUN)
-        )
-        if is_unseen(row.id)
-    ]
+    new = job_state.read_unseen(session, state, ledger.id, ledger.started_at, limit=MAX_NEW_ROWS_PER_RUN)
     hours = {hour_of(r.started_at) for r in new}
     dirty = set(session.scalars(select(RollupDirtyHourRow.hour)))
     hours |= {hour_of(h) for h in dirty}

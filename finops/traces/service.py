@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from finops.attribution.service import to_us
+from finops.attribution.service import from_us, to_us
 from finops.config import FinopsConfig
 from finops.jobs import state as job_state
 from finops.ledger.models import TokenLedgerRow
@@ -106,17 +106,13 @@ def _factor(value: Fraction | None) -> Decimal | None:
     return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(FACTOR_PLACES, ROUND_HALF_EVEN)
 
 
-def _from_us(us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
-
-
 def trace_cost_values(cost: TraceCost, first: TraceCall, closed_at: datetime) -> dict[str, Any]:
     values: dict[str, Any] = {
         "trace_id": cost.trace_id,
         "team": first.team or "",
         "feature": first.feature or "",
-        "first_call_at": _from_us(cost.first_call_at_us),
-        "last_call_at": _from_us(cost.last_call_at_us),
+        "first_call_at": from_us(cost.first_call_at_us),
+        "last_call_at": from_us(cost.last_call_at_us),
         "calls": cost.calls,
         "retries": cost.retries,
         "total_tokens": cost.total_tokens,
@@ -173,17 +169,9 @@ def run_traces(session: Session, config: FinopsConfig, now: datetime | None = No
     now = now or datetime.now(UTC)
     state = job_state.claim(session, JOB, now)
     ledger = TokenLedgerRow
-    is_unseen = job_state.unseen(state)
-    new = [
-        row
-        for row in session.execute(
-            select(ledger.id, ledger.trace_id, ledger.ended_at)
-            .where(job_state.new_rows_condition(ledger.id, state))
-            .order_by(ledger.id)
-            .limit(MAX_NEW_ROWS_PER_RUN)
-        )
-        if is_unseen(row.id)
-    ]
+    new = job_state.read_unseen(
+        session, state, ledger.id, ledger.trace_id, ledger.ended_at, limit=MAX_NEW_ROWS_PER_RUN
+    )
     latest_end: dict[str, datetime] = {}
     for row in new:
         if row.trace_id not in latest_end or row.ended_at > latest_end[row.trace_id]:
