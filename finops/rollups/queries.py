@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,9 +30,27 @@ class SpendLine:
     idle_cost_nusd: int
 
 
-def spend_by(session: Session, start: datetime, end: datetime, by: GroupBy) -> list[SpendLine]:
+def _tag_filters(team: str | None, feature: str | None, model: str | None) -> list[Any]:
+    r = UsageRollupRow
+    pairs = ((r.team, team), (r.feature, feature), (r.model, model))
+    return [column == value for column, value in pairs if value is not None]
+
+
+def spend_by(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    by: GroupBy,
+    *,
+    team: str | None = None,
+    feature: str | None = None,
+    model: str | None = None,
+) -> list[SpendLine]:
     """Totals per group over the hours in [start, end). Idle GPU time is its own line, except by backend,
-    where each backend's line carries its idle time beside its busy time."""
+    where each backend's line carries its idle time beside its busy time.
+
+    ``team``, ``feature`` and ``model`` keep only that tag's rows; idle time belongs to no team, feature or
+    model, so any of them leaves it out."""
     r = UsageRollupRow
     column = getattr(r, by)
     group = column if by == "backend" else func.coalesce(func.nullif(column, IDLE), IDLE_LABEL)
@@ -49,7 +67,7 @@ def spend_by(session: Session, start: datetime, end: datetime, by: GroupBy) -> l
             func.sum(r.idle_gpu_seconds),
             func.sum(r.idle_cost_nusd),
         )
-        .where(r.hour >= start, r.hour < end)
+        .where(r.hour >= start, r.hour < end, *_tag_filters(team, feature, model))
         .group_by(group)
         .order_by(group)
     )
