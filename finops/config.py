@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DEFAULT_DATABASE_URL = "sqlite:///finops.db"
 # Keys whose values stay strings even when YAML would read them as something else.
-_STRING_KEYS = {"database_url", "secret_key", "url", "broker_url"}
+_STRING_KEYS = {"database_url", "secret_key", "url", "broker_url", "webhook_url", "password", "redis_url"}
 ENV_PREFIX = "FINOPS_"
 
 
@@ -157,6 +157,72 @@ class WorkerConfig(_Strict):
     beat_schedule_file: str = "finops-beat-schedule"
 
 
+class ChannelConfig(_Strict):
+    """Where alerts go. ``console`` prints them to the worker's log (the demo's channel)."""
+
+    type: Literal["slack", "email", "console"]
+    # slack: an incoming-webhook URL (a secret: never logged or returned).
+    webhook_url: str | None = None
+    # email: recipients; the sender and server are the ``smtp`` section.
+    to: list[str] = []
+
+    @model_validator(mode="after")
+    def _complete(self) -> ChannelConfig:
+        if self.type == "slack" and not (self.webhook_url or "").startswith(("http://", "https://")):
+            raise ValueError("a slack channel needs webhook_url, an http(s) URL")
+        if self.type == "email" and not self.to:
+            raise ValueError("an email channel needs at least one address in 'to'")
+        return self
+
+
+class SmtpConfig(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    sender: str = Field(default="finops@localhost", alias="from")
+    starttls: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class BudgetScopeConfig(_Strict):
+    """Which calls a budget counts; an empty scope is global."""
+
+    team: str | None = None
+    feature: str | None = None
+    model: str | None = None
+
+
+class BudgetConfig(_Strict):
+    name: str = Field(min_length=1, max_length=128)
+    scope: BudgetScopeConfig = BudgetScopeConfig()
+    monthly_usd: Decimal = Field(gt=0)
+    basis: Literal["tokens", "gpu"] = "tokens"
+    thresholds: list[Decimal] = [Decimal("0.5"), Decimal("0.8"), Decimal("1.0")]
+    forecast: bool = True
+    channels: list[str] = []
+    hard_limit: bool = False
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, values: list[Decimal]) -> list[Decimal]:
+        for value in values:
+            if not Decimal(0) < value <= Decimal(10):
+                raise ValueError(f"thresholds must lie in (0, 10], got {value}")
+        return sorted(set(values))
+
+
+class LimitsConfig(_Strict):
+    """Hard budget limits at the proxy (budgets with ``hard_limit: true``)."""
+
+    # Shared real-time spend counters for all proxy replicas. Empty: an in-process counter (one proxy).
+    redis_url: str | None = None
+    # What the proxy does while Redis is unreachable: keep serving (and say so) or refuse with 503.
+    on_redis_down: Literal["serve", "refuse"] = "serve"
+
+
 class FinopsConfig(_Strict):
     database_url: str = DEFAULT_DATABASE_URL
     # Keys API keys' hashes. Empty: a random secret is generated once and kept in the database.
@@ -175,6 +241,10 @@ class FinopsConfig(_Strict):
     # (one machine); production: redis://host:6379/0.
     broker_url: str | None = None
     timezone: str = "UTC"
+    channels: dict[str, ChannelConfig] = {}
+    smtp: SmtpConfig = SmtpConfig()
+    budgets: list[BudgetConfig] = []
+    limits: LimitsConfig = LimitsConfig()
 
     @model_validator(mode="after")
     def _unique_backend_names(self) -> FinopsConfig:
@@ -183,6 +253,29 @@ class FinopsConfig(_Strict):
         if dupes:
             raise ValueError(f"backend names must be unique; repeated: {', '.join(dupes)}")
         return self
+
+    @model_validator(mode="after")
+    def _budgets_consistent(self) -> FinopsConfig:
+        names = [b.name for b in self.budgets]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"budget names must be unique; repeated: {', '.join(dupes)}")
+        for budget in self.budgets:
+            unknown = [c for c in budget.channels if c not in self.channels]
+            if unknown:
+                raise ValueError(f"budget {budget.name!r} names unknown channels: {', '.join(unknown)}")
+        return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
 
     def price_entries(self) -> list[tuple[str, PriceConfig]]:
         """Every (model, price) pair of the price book, a single price or a dated list alike."""

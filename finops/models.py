@@ -1,6 +1,7 @@
 """Imports every ORM model so that ``Base.metadata`` holds the whole schema (for Alembic)."""
 
 from finops.attribution.models import GpuLedgerRow
+from finops.budgets.models import BudgetRow
 from finops.db import Base
 from finops.jobs.models import JobStateRow
 from finops.keys.models import ApiKeyRow, SettingRow
@@ -12,6 +13,7 @@ from finops.traces.models import TraceCostRow, TracePendingRow
 __all__ = [
     "ApiKeyRow",
     "Base",
+    "BudgetRow",
     "GpuLedgerRow",
     "JobStateRow",
     "PriceBookRow",
