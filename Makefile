@@ -9,6 +9,7 @@ demo: install
 
 test: install
 	./scripts/ensure-services
+	./scripts/install-system-packages
 	.venv/bin/python -m ruff check finops tests benchmarks
 	.venv/bin/python -m mypy finops
 	.venv/bin/python -m pytest -q
