@@ -1,0 +1,89 @@
+"""Budgets' standing for the dashboards, the API and the CLI: spend, percent, forecast, crossed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+
+from finops.budgets import evaluate
+from finops.budgets.models import BudgetRow
+from finops.budgets.periods import month_bounds
+from finops.budgets.service import BudgetError, get_budget, list_budgets, scope_of, thresholds_of
+from finops.budgets.spend import Scope, spend_nusd
+from finops.config import FinopsConfig
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    name: str
+    scope: dict[str, str]
+    basis: str
+    amount_nusd: int
+    spend_nusd: int
+    percent: Decimal
+    forecast_nusd: int
+    period_start: datetime
+    period_end: datetime
+    thresholds: list[Decimal]
+    crossed: list[Decimal]
+    hard_limit: bool
+
+
+def scope_key(row: BudgetRow) -> Scope:
+    return Scope(row.team, row.feature, row.model)
+
+
+def status_of(session: Session, config: FinopsConfig, row: BudgetRow, now: datetime) -> BudgetStatus:
+    start, end = month_bounds(now, config.timezone)
+    spend = spend_nusd(session, scope_key(row), row.basis, start, end)
+    thresholds = thresholds_of(row)
+    return BudgetStatus(
+        name=row.name,
+        scope=scope_of(row),
+        basis=row.basis,
+        amount_nusd=row.monthly_nusd,
+        spend_nusd=spend,
+        percent=evaluate.percent(spend, row.monthly_nusd),
+        forecast_nusd=evaluate.forecast_nusd(spend, start, end, now),
+        period_start=start,
+        period_end=end,
+        thresholds=thresholds,
+        crossed=evaluate.crossed(spend, row.monthly_nusd, thresholds),
+        hard_limit=row.hard_limit,
+    )
+
+
+def budget_statuses(
+    session: Session, config: FinopsConfig, now: datetime, *, team: str | None = None
+) -> list[BudgetStatus]:
+    """Every budget's standing in the period holding ``now``; ``team`` keeps the budgets scoped to it."""
+    rows = [row for row in list_budgets(session) if team is None or row.team == team]
+    return [status_of(session, config, row, now) for row in rows]
+
+
+def daily_spend(
+    session: Session, config: FinopsConfig, budget_name: str, period_start: datetime, period_end: datetime
+) -> list[tuple[date, int]]:
+    """Spend per calendar day (in the configured time zone) of [period_start, period_end), for the
+    burn-down chart. Days are whole local days, clipped to the range."""
+    if period_end <= period_start:
+        raise BudgetError("period_end: must be after period_start")
+    row = get_budget(session, budget_name)
+    zone = ZoneInfo(config.timezone)
+    scope = scope_key(row)
+    days: list[tuple[date, int]] = []
+    day = period_start.astimezone(zone).date()
+    while True:
+        local_start = datetime(day.year, day.month, day.day, tzinfo=zone)
+        next_day = day + timedelta(days=1)
+        local_end = datetime(next_day.year, next_day.month, next_day.day, tzinfo=zone)
+        start, end = max(local_start, period_start), min(local_end, period_end)
+        if start >= period_end:
+            break
+        days.append((day, spend_nusd(session, scope, row.basis, start, end)))
+        day = next_day
+    return days
