@@ -1,0 +1,1 @@
+"""One module per resource; each endpoint declares its roles with finops.api.auth.allow."""
