@@ -30,6 +30,9 @@ class UsageRollupRow(Base):
     errors: Mapped[int] = mapped_column(Integer)
     prompt_tokens: Mapped[int] = mapped_column(BigInteger)
     completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    # The prompt (input) and completion (output) parts of the token cost; token_cost_nusd is their sum.
+    prompt_cost_nusd: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    completion_cost_nusd: Mapped[int] = mapped_column(BigInteger, server_default="0")
     token_cost_nusd: Mapped[int] = mapped_column(BigInteger)
     gpu_seconds: Mapped[Decimal] = mapped_column(GPU_SECONDS)
     gpu_cost_nusd: Mapped[int] = mapped_column(BigInteger)

@@ -41,6 +41,9 @@ class Totals:
     gpu_cost_nusd: int = 0
     idle_gpu_seconds: Decimal = ZERO
     idle_cost_nusd: int = 0
+    # The two parts of token_cost_nusd (last, so that positional construction keeps working).
+    prompt_cost_nusd: int = 0
+    completion_cost_nusd: int = 0
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -65,11 +68,15 @@ def aggregate_hour(session: Session, hour: datetime) -> dict[tuple[str, str, str
             func.sum(ledger.prompt_tokens),
             func.sum(ledger.completion_tokens),
             func.sum(ledger.cost_nusd),
+            func.sum(ledger.prompt_cost_nusd),
+            func.sum(ledger.completion_cost_nusd),
         )
         .where(ledger.started_at >= hour, ledger.started_at < end)
         .group_by(ledger.team, ledger.feature, ledger.model, backend)
     )
-    for team, feature, model, call_backend, calls, errors, prompt, completion, cost in token_rows:
+    for row in token_rows:
+        team, feature, model, call_backend, calls, errors, prompt, completion, cost = row[:9]
+        prompt_cost, completion_cost = row[9:]
         t = totals.setdefault((team, feature, model, call_backend), Totals())
         t.calls, t.errors = int(calls), int(errors or 0)
         t.prompt_tokens, t.completion_tokens, t.token_cost_nusd = (
@@ -77,6 +84,7 @@ def aggregate_hour(session: Session, hour: datetime) -> dict[tuple[str, str, str
             int(completion or 0),
             int(cost or 0),
         )
+        t.prompt_cost_nusd, t.completion_cost_nusd = int(prompt_cost or 0), int(completion_cost or 0)
 
     gpu = GpuLedgerRow
     grouped = (
