@@ -20,6 +20,8 @@ class TraceCostRow(Base):
     __table_args__ = (
         Index("ix_trace_costs_feature_first_call_at", "feature", "first_call_at"),
         Index("ix_trace_costs_team_first_call_at", "team", "first_call_at"),
+        # The dashboards' unfiltered reads of a period (migration 0008).
+        Index("ix_trace_costs_first_call_at", "first_call_at"),
     )
 
     trace_id: Mapped[str] = mapped_column(String(128), primary_key=True)

@@ -1,0 +1,172 @@
+"""Login for the dashboards: a signed Flask session cookie, checked before every request.
+
+Nothing of the app answers without a login: not a page, not Dash's layout or dependencies, not a
+callback (``/_dash-update-component``), not a static asset. Pages redirect to ``/login``; Dash's own
+endpoints answer 401 so that the browser's app notices instead of parsing a login page.
+
+Each request looks the user up again in the config, so a removed user or a changed password or role
+ends existing sessions at once (the session stores a fingerprint of the password hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+from urllib.parse import quote, urlsplit
+
+import flask
+from werkzeug.wrappers import Response
+
+from dashboards.passwords import DUMMY_HASH, verify_password
+from finops.config import DashboardConfig, DashboardUserConfig
+
+Role = Literal["admin", "finance", "team"]
+OPEN_PATHS = frozenset({"/login", "/logout", "/healthz"})
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is looking: every query of a team member is limited to ``team``."""
+
+    name: str
+    role: Role
+    team: str | None
+
+    def scope_team(self, requested: str | None) -> str | None:
+        """The team filter a query must use: a team member's own team, whatever was asked for."""
+        return self.team if self.role == "team" else requested
+
+
+def _fingerprint(user: DashboardUserConfig, secret: str) -> str:
+    return hmac.new(secret.encode(), user.password_hash.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def session_secret(config_secret: str) -> str:
+    """The cookie-signing key, derived so that it is never the same as the API-key hashing secret."""
+    return hmac.new(config_secret.encode(), b"finops dashboard session", hashlib.sha256).hexdigest()
+
+
+class Auth:
+    def __init__(self, config: DashboardConfig, secret: str) -> None:
+        self.config = config
+        self.secret = secret
+        self.users = {user.name: user for user in config.users}
+
+    def check(self, name: str, password: str) -> DashboardUserConfig | None:
+        user = self.users.get(name)
+        ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+        return user if ok and user else None
+
+    def current(self) -> Viewer | None:
+        """The logged-in viewer of this request, or None (the cookie is signed: only we made it)."""
+        name = flask.session.get("user")
+        user = self.users.get(name) if isinstance(name, str) else None
+        if user is None:
+            return None
+        if flask.session.get("fp") != _fingerprint(user, self.secret):
+            return None
+        started = flask.session.get("at")
+        if not isinstance(started, (int, float)) or time.time() - started > self.config.session_hours * 3600:
+            return None
+        return Viewer(user.name, user.role, user.team)
+
+    def install(self, server: flask.Flask) -> None:
+        server.secret_key = session_secret(self.secret)
+        server.config.update(
+            SESSION_COOKIE_HTTPONLY=True,
+            SESSION_COOKIE_SAMESITE="Lax",
+            SESSION_COOKIE_NAME="finops_session",
+            PERMANENT_SESSION_LIFETIME=timedelta(hours=self.config.session_hours),
+        )
+        server.before_request(self._guard)
+        server.add_url_rule("/login", "login", self._login, methods=["GET", "POST"])
+        server.add_url_rule("/logout", "logout", self._logout, methods=["GET", "POST"])
+        server.add_url_rule("/healthz", "healthz", lambda: "ok")
+
+    def _guard(self) -> Response | None:
+        if flask.request.path in OPEN_PATHS:
+            return None
+        viewer = self.current()
+        if viewer is not None:
+            flask.g.viewer = viewer
+            return None
+        if flask.request.path.startswith(("/_dash", "/_reload", "/assets", "/_favicon")):
+            return flask.Response("login required", status=401, mimetype="text/plain")
+        target = flask.request.full_path.rstrip("?")
+        return flask.redirect("/login" if target == "/" else "/login?next=" + quote(target, safe="/"))
+
+    def _login(self) -> Response | str:
+        error = ""
+        next_url = _safe_next(flask.request.values.get("next", "/"))
+        if flask.request.method == "POST":
+            name = flask.request.form.get("username", "")
+            user = self.check(name, flask.request.form.get("password", ""))
+            if user is not None:
+                flask.session.clear()
+                flask.session.permanent = True
+                flask.session.update(user=user.name, fp=_fingerprint(user, self.secret), at=time.time())
+                return flask.redirect(next_url)
+            error = "Wrong user name or password."
+        if not self.users:
+            error = (
+                "No dashboard users are configured: add one under dashboard.users in finops.yaml "
+                "(hash the password with `finops dashboard-user hash`)."
+            )
+        return login_page(error, next_url)
+
+    def _logout(self) -> Response:
+        flask.session.clear()
+        return flask.redirect("/login")
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this site: a login must not bounce the user to another host."""
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+def viewer() -> Viewer:
+    """The viewer of the current request; the guard has already refused requests without one."""
+    found = flask.g.get("viewer")
+    if not isinstance(found, Viewer):
+        raise PermissionError("no logged-in viewer for this request")
+    return found
+
+
+def login_page(error: str, next_url: str) -> str:
+    message = f'<p class="login-error">{html.escape(error)}</p>' if error else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>finops · sign in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ margin: 0; font-family: Inter, "Segoe UI", Roboto, Helvetica, Arial, sans-serif; background: #f4f6fb;
+  color: #1f2937; display: flex; min-height: 100vh; align-items: center; justify-content: center; }}
+.card {{ background: #fff; border-radius: 12px; box-shadow: 0 8px 30px rgba(15, 23, 42, .08);
+  padding: 36px 40px; width: 340px; }}
+.brand {{ font-weight: 700; font-size: 22px; letter-spacing: -.02em; margin-bottom: 4px; }}
+.brand span {{ color: #4c6ef5; }}
+.sub {{ color: #6b7280; font-size: 14px; margin-bottom: 24px; }}
+label {{ display: block; font-size: 13px; font-weight: 600; margin: 14px 0 6px; }}
+input {{ width: 100%; box-sizing: border-box; padding: 10px 12px; border: 1px solid #d1d5db;
+  border-radius: 8px; font-size: 15px; }}
+button {{ margin-top: 22px; width: 100%; padding: 11px; border: 0; border-radius: 8px; background: #4c6ef5;
+  color: #fff; font-size: 15px; font-weight: 600; cursor: pointer; }}
+.login-error {{ color: #c92a2a; background: #fff5f5; border-radius: 8px; padding: 10px 12px;
+  font-size: 14px; }}
+</style></head>
+<body><form class="card" method="post" action="/login">
+<div class="brand">fin<span>ops</span></div><div class="sub">LLM cost dashboards · sign in</div>
+{message}
+<input type="hidden" name="next" value="{html.escape(next_url)}">
+<label for="username">User name</label><input id="username" name="username" autocomplete="username" autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password">
+<button id="login" type="submit">Sign in</button>
+</form></body></html>"""

@@ -1,0 +1,1 @@
+"""One module per page: ``layout(ctx, search)`` builds its skeleton, ``register(app, ctx)`` its callbacks."""
