@@ -10,13 +10,13 @@ demo: install
 test: install
 	./scripts/ensure-services
 	./scripts/install-system-packages
-	.venv/bin/python -m ruff check finops tests benchmarks
-	.venv/bin/python -m mypy finops
+	.venv/bin/python -m ruff check finops dashboards tests benchmarks
+	.venv/bin/python -m mypy finops dashboards
 	.venv/bin/python -m pytest -q
 
 lint: install
-	.venv/bin/python -m ruff check finops tests benchmarks
-	.venv/bin/python -m mypy finops
+	.venv/bin/python -m ruff check finops dashboards tests benchmarks
+	.venv/bin/python -m mypy finops dashboards
 
 bench-proxy: install
 	./scripts/ensure-services

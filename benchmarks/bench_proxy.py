@@ -1049,6 +1049,16 @@ def main() -> int:
         action="store_true",
         help="also measure a bare uvicorn relay with a minimal upstream client (no finops logic)",
     )
+    parser.add_argument(
+        "--hard-limit",
+        choices=("off", "memory", "redis"),
+        default="off",
+        help="put the bench's calls under a hard-limit budget (never reached): in-process counters, or "
+        "Redis at --redis-url (default: off)",
+    )
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/0", help="Redis for --hard-limit redis"
+    )
     args = parser.parse_args()
 
     machine = machine_info()
@@ -1082,8 +1092,36 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _hard_limit_config(args: argparse.Namespace) -> dict[str, Any]:
+    """A budget over every bench call with a hard limit far above what a run spends."""
+    if args.hard_limit == "off":
+        return {}
+    budget = {
+        "name": f"bench-cap-{os.getpid()}",
+        "scope": {"team": TEAM},
+        "monthly_usd": "1000000",
+        "hard_limit": True,
+    }
+    limits = {"redis_url": args.redis_url} if args.hard_limit == "redis" else {}
+    return {"budgets": [budget], "limits": limits}
+
+
+def _drop_hard_limit_counters(args: argparse.Namespace) -> None:
+    if args.hard_limit != "redis":
+        return
+    import redis
+
+    client = redis.Redis.from_url(args.redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"finops:limit:bench-cap-{os.getpid()}:*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 def _start(
-    layout: Layout, workdir: Path, db_url: str, children: list[Child]
+    layout: Layout, workdir: Path, db_url: str, children: list[Child], extra: dict[str, Any] | None = None
 ) -> tuple[Child, int, Child, int]:
     sim_port = free_port()
     sim = Child(
@@ -1109,6 +1147,7 @@ def _start(
         ],
         "prices": {MODEL: {"input_per_mtok": "0.10", "output_per_mtok": "0.20"}},
         "ledger": {"spool_dir": str(workdir / "spool")},
+        **(extra or {}),
     }
     config_path = workdir / "finops.yaml"
     config_path.write_text(yaml.safe_dump(config))
@@ -1144,7 +1183,8 @@ def _measure(
     children: list[Child],
     closing: contextlib.ExitStack,
 ) -> int:
-    sim, sim_port, proxy, proxy_port = _start(layout, workdir, db_url, children)
+    closing.callback(_drop_hard_limit_counters, args)
+    sim, sim_port, proxy, proxy_port = _start(layout, workdir, db_url, children, _hard_limit_config(args))
     if layout.client is not None:
         os.sched_setaffinity(0, set(layout.client))
 

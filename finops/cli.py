@@ -66,7 +66,7 @@ def _register_proxy(subparsers: argparse._SubParsersAction[argparse.ArgumentPars
 def _cmd_up(args: argparse.Namespace) -> int:
     from finops.up import run_up
 
-    return run_up(args.config, args.demo, args.port, args.sim_port)
+    return run_up(args.config, args.demo, args.port, args.sim_port, args.dashboard_port)
 
 
 def _register_up(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,12 +84,21 @@ def _register_up(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         default=9101,
         help="--demo: the first of the four stand-in backends' ports (default: 9101)",
     )
+    parser.add_argument(
+        "--dashboard-port", type=int, default=None, help="dashboard port (default: dashboard.port, 8050)"
+    )
     parser.set_defaults(handler=_cmd_up)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from dashboards.cli import register as register_dashboard
+    from finops.alerts.cli import register as register_alerts
+    from finops.api.cli import register as register_api
+    from finops.budgets.cli import register as register_budgets
+    from finops.exports.cli import register as register_exports
     from finops.keys.cli import register as register_keys
     from finops.loadgen.cli import register as register_loadgen
+    from finops.observability.cli import register as register_observability
     from finops.report import register as register_report
     from finops.sim.cli import register as register_sim
     from finops.traces.cli import register as register_traces
@@ -104,8 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     register_sim(subparsers)
     register_worker(subparsers)
     register_report(subparsers)
+    register_exports(subparsers)
     register_loadgen(subparsers)
     register_traces(subparsers)
+    register_observability(subparsers)
+    register_dashboard(subparsers)
+    register_budgets(subparsers)
+    register_alerts(subparsers)
+    register_api(subparsers)
     return parser
 
 

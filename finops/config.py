@@ -119,6 +119,13 @@ class ProxyConfig(_Strict):
     refresh_interval_s: float = Field(default=10.0, gt=0)
 
 
+class ApiConfig(_Strict):
+    """The management API (``finops api``), a process of its own beside the proxy."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+
+
 class LedgerConfig(_Strict):
     batch_size: int = Field(default=2000, gt=0)
     flush_interval_ms: int = Field(default=100, gt=0)
@@ -142,12 +149,37 @@ class JobsConfig(_Strict):
     attribution_every_s: float = Field(default=60.0, gt=0)
     rollups_every_s: float = Field(default=60.0, gt=0)
     traces_every_s: float = Field(default=60.0, gt=0)
+    # Hard-limit counters in Redis reconciled from the ledger (finops.limits).
+    limits_every_s: float = Field(default=60.0, gt=0)
+    # Budget evaluation; each run also re-sends alert deliveries whose task was lost.
+    # 30, not 60: a call that lands just after a run waits a whole period, so the worst alert latency is
+    # one period plus a second or two; the promise is under 60 s (benchmarks/bench_alert_latency.py).
+    budgets_every_s: float = Field(default=30.0, gt=0)
 
 
 class TracesConfig(_Strict):
     # A trace with no new call for this long is closed and its amplification computed. A call that
     # arrives later reopens it, and it is recomputed when quiet again.
     quiet_s: float = Field(default=300.0, ge=0)
+
+
+class ExportsConfig(_Strict):
+    """Finance exports (``finops export`` and the monthly job): where files go, and the FOCUS names."""
+
+    # The monthly job writes last month's files here (created if missing).
+    folder: str = "finops-exports"
+    # Which files the monthly job writes: FOCUS on each basis, and the raw ledger.
+    monthly: list[Literal["focus-tokens", "focus-gpu", "ledger"]] = ["focus-tokens", "focus-gpu", "ledger"]
+    # How often the job looks for a finished month without its files, and how long after a month ends
+    # it waits (late calls, the last windows' attribution) before writing them.
+    monthly_every_s: float = Field(default=3600.0, gt=0)
+    monthly_after_s: float = Field(default=3600.0, ge=0)
+    billing_account_id: str = Field(default="finops", min_length=1, max_length=128)
+    billing_account_name: str = Field(default="Self-hosted LLM inference", min_length=1, max_length=256)
+    provider_name: str = Field(default="Internal platform team", min_length=1, max_length=256)
+    publisher_name: str = Field(default="Internal platform team", min_length=1, max_length=256)
+    invoice_issuer_name: str = Field(default="Internal platform team", min_length=1, max_length=256)
+    service_name: str = Field(default="LLM Inference", min_length=1, max_length=256)
 
 
 class WorkerConfig(_Strict):
@@ -221,6 +253,125 @@ class LimitsConfig(_Strict):
     redis_url: str | None = None
     # What the proxy does while Redis is unreachable: keep serving (and say so) or refuse with 503.
     on_redis_down: Literal["serve", "refuse"] = "serve"
+    # How often each proxy sends its adds to Redis and reads the other replicas' (one round trip).
+    sync_interval_s: float = Field(default=0.05, gt=0)
+    # Redis connect and read timeout of the counters (the proxy calls Redis only off the event loop).
+    redis_timeout_s: float = Field(default=0.25, gt=0)
+    # In-process counters only (no Redis): how often the proxy itself reconciles them from the ledger.
+    reconcile_every_s: float = Field(default=60.0, gt=0)
+
+
+class LatencyAlertScopeConfig(_Strict):
+    """Which calls a latency rule watches; empty watches all."""
+
+    team: str | None = None
+    feature: str | None = None
+    model: str | None = None
+    backend: str | None = None
+
+
+class LatencyAlertConfig(_Strict):
+    """Alert when a latency percentile over the last ``window_s`` exceeds ``factor`` x its baseline.
+
+    The baseline is the same percentile over the same hours of the week in the trailing
+    ``baseline_weeks`` weeks when they hold ``min_baseline_calls`` calls, else over the trailing day.
+    One alert when an incident starts, one when it resolves (back under the threshold), per group.
+    """
+
+    name: str = Field(min_length=1, max_length=64)
+    metric: Literal["ttft", "itl", "total"] = "ttft"
+    percentile: float = Field(default=90, gt=0, lt=100)
+    # One incident per group: per model, feature or backend, or one for everything the scope keeps.
+    by: Literal["model", "feature", "backend", "all"] = "model"
+    scope: LatencyAlertScopeConfig = LatencyAlertScopeConfig()
+    window_s: float = Field(default=900.0, gt=0, le=86400)
+    factor: float = Field(default=2.0, gt=1)
+    # Fewer calls than this in the window: too few to judge, the rule waits.
+    min_calls: int = Field(default=20, ge=1)
+    baseline_weeks: int = Field(default=1, ge=1, le=12)
+    min_baseline_calls: int = Field(default=100, ge=1)
+    channels: list[str] = []
+
+
+class ObservabilityConfig(_Strict):
+    latency_rollups_every_s: float = Field(default=60.0, gt=0)
+    latency_alerts_every_s: float = Field(default=60.0, gt=0)
+    # How often each backend's vLLM /metrics is scraped, and how long one scrape may take.
+    scrape_every_s: float = Field(default=15.0, gt=0)
+    scrape_timeout_s: float = Field(default=5.0, gt=0)
+    # Prompt token limits per model ("*": every other model); a call above it is a context_over_limit event.
+    context_limit_tokens: dict[str, int] = {}
+    # The capacity verdict reads this much of the latest scrapes.
+    verdict_window_s: float = Field(default=600.0, gt=0)
+
+    @field_validator("context_limit_tokens")
+    @classmethod
+    def _positive_limits(cls, limits: dict[str, int]) -> dict[str, int]:
+        bad = sorted(model for model, limit in limits.items() if limit < 1)
+        if bad:
+            raise ValueError(f"context_limit_tokens must be >= 1; not for: {', '.join(bad)}")
+        return limits
+
+
+PASSWORD_HASH_PREFIX = "scrypt$"
+
+
+class DashboardUserConfig(_Strict):
+    """A person who may open the dashboards. Make the hash with `finops dashboard-user hash`."""
+
+    name: str = Field(min_length=1, max_length=64)
+    # admin and finance see everything; a team member sees only its team's numbers.
+    role: Literal["admin", "finance", "team"]
+    team: str | None = Field(default=None, min_length=1, max_length=128)
+    password_hash: str
+
+    @field_validator("password_hash")
+    @classmethod
+    def _scrypt_hash(cls, value: str) -> str:
+        if not value.startswith(PASSWORD_HASH_PREFIX) or value.count("$") != 5:
+            raise ValueError(
+                "password_hash must be an scrypt hash made by `finops dashboard-user hash` "
+                "(scrypt$n$r$p$salt$hash), never a plain password"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _team_for_team_role(self) -> DashboardUserConfig:
+        if self.role == "team" and not self.team:
+            raise ValueError(f"dashboard user {self.name!r} has role team but no team")
+        if self.role != "team" and self.team:
+            raise ValueError(f"dashboard user {self.name!r}: only role team takes a team")
+        return self
+
+
+class DashboardConfig(_Strict):
+    """The Dash app (``finops dashboard``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8050, ge=0, le=65535)
+    # The address people open, used in alert links; default http://host:port.
+    public_url: str | None = None
+    users: list[DashboardUserConfig] = []
+    # A login lasts this long.
+    session_hours: float = Field(default=12.0, gt=0)
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_public_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"public_url must start with http:// or https://, got {url!r}")
+        return None if url is None else url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _unique_user_names(self) -> DashboardConfig:
+        names = [u.name for u in self.users]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"dashboard user names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    def base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
 
 
 class FinopsConfig(_Strict):
@@ -232,11 +383,13 @@ class FinopsConfig(_Strict):
     tagging: TaggingConfig = TaggingConfig()
     auth: AuthConfig = AuthConfig()
     proxy: ProxyConfig = ProxyConfig()
+    api: ApiConfig = ApiConfig()
     ledger: LedgerConfig = LedgerConfig()
     attribution: AttributionConfig = AttributionConfig()
     jobs: JobsConfig = JobsConfig()
     traces: TracesConfig = TracesConfig()
     worker: WorkerConfig = WorkerConfig()
+    exports: ExportsConfig = ExportsConfig()
     # Celery broker. Empty: the embedded default, a broker in local files that needs no server
     # (one machine); production: redis://host:6379/0.
     broker_url: str | None = None
@@ -245,6 +398,9 @@ class FinopsConfig(_Strict):
     smtp: SmtpConfig = SmtpConfig()
     budgets: list[BudgetConfig] = []
     limits: LimitsConfig = LimitsConfig()
+    dashboard: DashboardConfig = DashboardConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()
+    latency_alerts: list[LatencyAlertConfig] = []
 
     @model_validator(mode="after")
     def _unique_backend_names(self) -> FinopsConfig:
@@ -264,6 +420,18 @@ class FinopsConfig(_Strict):
             unknown = [c for c in budget.channels if c not in self.channels]
             if unknown:
                 raise ValueError(f"budget {budget.name!r} names unknown channels: {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _latency_alerts_consistent(self) -> FinopsConfig:
+        names = [rule.name for rule in self.latency_alerts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"latency alert names must be unique; repeated: {', '.join(dupes)}")
+        for rule in self.latency_alerts:
+            unknown = [c for c in rule.channels if c not in self.channels]
+            if unknown:
+                raise ValueError(f"latency alert {rule.name!r} names unknown channels: {', '.join(unknown)}")
         return self
 
     @field_validator("timezone")

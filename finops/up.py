@@ -54,6 +54,9 @@ DEMO_PRICES = {
 }
 
 
+CONSOLE = ["console"]
+
+
 def demo_config(directory: Path, sim_port: int = DEMO_SIM_PORT) -> dict[str, Any]:
     return {
         "database_url": f"sqlite:///{(directory / 'finops.db').resolve()}",
@@ -74,6 +77,14 @@ def demo_config(directory: Path, sim_port: int = DEMO_SIM_PORT) -> dict[str, Any
             "broker_dir": str((directory / "broker").resolve()),
             "beat_schedule_file": str((directory / "beat-schedule").resolve()),
         },
+        # Budgets sized to the demo's traffic (about $0.0025 of tokens a minute per team, $0.35 of GPU
+        # time a minute for the fleet), so 50% and 80% alerts print on the console within minutes.
+        "channels": {"console": {"type": "console"}},
+        "budgets": [
+            {"name": "search-team", "scope": {"team": "search"}, "monthly_usd": "0.01", "channels": CONSOLE},
+            {"name": "support", "scope": {"team": "support"}, "monthly_usd": "0.02", "channels": CONSOLE},
+            {"name": "fleet-gpu", "basis": "gpu", "monthly_usd": "3", "channels": CONSOLE},
+        ],
     }
 
 
@@ -122,13 +133,26 @@ def _raise_stop(_signum: int, _frame: object) -> None:
     raise Stop
 
 
-def run_up(config_path: str | None, demo: bool, proxy_port: int, sim_port: int = DEMO_SIM_PORT) -> int:
+def run_up(
+    config_path: str | None,
+    demo: bool,
+    proxy_port: int,
+    sim_port: int = DEMO_SIM_PORT,
+    dashboard_port: int | None = None,
+) -> int:
+    demo_login = ""
     if demo and config_path is None:
+        from dashboards.demo import DEMO_USER, demo_dashboard
+
         DEMO_DIR.mkdir(exist_ok=True)
         path = DEMO_DIR / "finops.yaml"
-        path.write_text(yaml.safe_dump(demo_config(DEMO_DIR, sim_port), sort_keys=False))
+        settings = demo_config(DEMO_DIR, sim_port)
+        settings["dashboard"], demo_password = demo_dashboard(DEMO_DIR)
+        demo_login = f"  (sign in as {DEMO_USER} / {demo_password})"
+        path.write_text(yaml.safe_dump(settings, sort_keys=False))
         config_path = str(path)
     config: FinopsConfig = load_config(config_path)
+    dashboard_port = config.dashboard.port if dashboard_port is None else dashboard_port
     print(f"finops up: migrating {config.database_url}")
     upgrade(config.database_url)
 
@@ -173,7 +197,11 @@ def run_up(config_path: str | None, demo: bool, proxy_port: int, sim_port: int =
 
         # One worker process with the scheduler inside it: one machine needs no separate beat.
         children.append(Child("worker", ["worker", "--beat", "--loglevel", "WARNING", *config_args]))
+        dashboard = Child("dashboard", ["dashboard", "--port", str(dashboard_port), *config_args])
+        children.append(dashboard)
+        dashboard_url = f"http://{config.dashboard.host}:{dashboard_port}"
         _wait_http(proxy_url + "/healthz", proxy)
+        _wait_http(dashboard_url + "/healthz", dashboard, timeout_s=60)
         if demo:
             # Traffic from several teams and features: RAG, multi-turn, agent, safety and retry pipelines.
             children.append(
@@ -207,6 +235,7 @@ finops is up.
   ledger              {config.database_url}
   worker + beat       attribution and rollups every {config.jobs.attribution_every_s:g} s
   report              finops report{" --config " + config_path if config_path else ""} --by team
+  dashboard           {dashboard_url}{demo_login}
 Try it:
   curl -s {proxy_url}/v1/chat/completions -H 'content-type: application/json' \\
     -H 'X-FinOps-Team: search' -H 'X-FinOps-Feature: autocomplete' \\

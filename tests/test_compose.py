@@ -29,7 +29,7 @@ def _compose_command() -> list[str]:
     legacy = shutil.which("docker-compose")
     if legacy:
         return [legacy]
-    pytest.fail("neither `docker compose` nor `docker-compose` is installed (scripts/install-system-packages)")
+    pytest.fail("no `docker compose` nor `docker-compose`: run scripts/install-system-packages")
 
 
 def _config(*profiles: str) -> dict[str, Any]:

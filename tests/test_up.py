@@ -25,8 +25,8 @@ def wait_for(check, timeout_s: float, what: str, log) -> None:
 
 
 def test_up_demo_serves_records_and_stops_cleanly(tmp_path):
-    port, sim_port = free_port(), free_port()
-    while port in range(sim_port, sim_port + 4):  # the four stand-ins take consecutive ports
+    port, sim_port, dashboard_port = free_port(), free_port(), free_port()
+    while {port, dashboard_port} & set(range(sim_port, sim_port + 4)):  # the stand-ins take four ports
         sim_port = free_port()
     output = tmp_path / "up.log"
     with open(output, "wb") as log_file:
@@ -41,11 +41,20 @@ def test_up_demo_serves_records_and_stops_cleanly(tmp_path):
                 str(port),
                 "--sim-port",
                 str(sim_port),
+                "--dashboard-port",
+                str(dashboard_port),
             ],
             cwd=tmp_path,
             stdout=log_file,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "FINOPS_LOG_LEVEL": "WARNING"},
+            env={
+                **os.environ,
+                "FINOPS_LOG_LEVEL": "WARNING",
+                # A budget the demo's traffic crosses half of in about half a minute, checked often, so
+                # that its 50% alert reaches the console channel soon (and apart from the 80% one).
+                "FINOPS_BUDGETS": "[{name: quick, monthly_usd: '0.005', channels: [console]}]",
+                "FINOPS_JOBS__BUDGETS_EVERY_S": "5",
+            },
         )
         try:
 
@@ -73,6 +82,21 @@ def test_up_demo_serves_records_and_stops_cleanly(tmp_path):
                     return int(conn.execute("select count(*) from token_ledger").fetchone()[0])
 
             wait_for(lambda: ledger_rows() >= 30, 60, "the ledger did not grow to 30 rows", log)
+            wait_for(
+                lambda: "=== ALERT [console] Budget quick passed 50%" in log(),
+                180,
+                "the 50% alert did not reach the console",
+                log,
+            )
+            # The dashboard runs too, behind its login; the demo prints the admin's password.
+            dashboard = f"http://127.0.0.1:{dashboard_port}"
+            assert f"dashboard           {dashboard}  (sign in as admin / " in log()
+            assert httpx.get(dashboard + "/", timeout=10).status_code == 302
+            password = (tmp_path / "finops-demo" / "dashboard-password").read_text().strip()
+            signed_in = httpx.post(
+                dashboard + "/login", data={"username": "admin", "password": password}, timeout=10
+            )
+            assert signed_in.status_code == 302 and signed_in.headers["location"] == "/"
             up.send_signal(signal.SIGINT)
             assert up.wait(90) == 0, log()
         finally:
@@ -87,3 +111,10 @@ def test_up_demo_serves_records_and_stops_cleanly(tmp_path):
         recorded = {row[0] for row in conn.execute("select request_id from token_ledger")}
     assert answered <= recorded, f"{len(answered - recorded)} answered calls missing from the ledger"
     assert reply.headers["x-finops-request-id"] in recorded
+    with sqlite3.connect(database) as conn:
+        fifty = conn.execute(
+            "select d.channel, d.status from budget_alerts a join alert_deliveries d"
+            " on d.source = 'budget' and d.source_id = cast(a.id as text)"
+            " where a.budget_name = 'quick' and a.threshold = 0.5"
+        ).fetchall()
+    assert fifty == [("console", "delivered")]

@@ -50,6 +50,58 @@ def _traces(
     return run_traces(session, config, now)
 
 
+def _budgets(
+    session: Session, config: FinopsConfig, now: datetime | None, start: datetime | None, end: datetime | None
+) -> Any:
+    from finops.budgets.job import run_budgets
+
+    # Budgets are evaluated for the period holding ``now``; a range has nothing to recompute.
+    return run_budgets(session, config, now)
+
+
+def _latency_rollups(
+    session: Session, config: FinopsConfig, now: datetime | None, start: datetime | None, end: datetime | None
+) -> Any:
+    from finops.observability.rollup import recompute_latency_range, run_latency_rollups
+
+    if start is not None and end is not None:
+        return recompute_latency_range(session, config, start, end)
+    return run_latency_rollups(session, config, now)
+
+
+def _latency_alerts(
+    session: Session, config: FinopsConfig, now: datetime | None, start: datetime | None, end: datetime | None
+) -> Any:
+    from finops.observability.alerts import run_latency_alerts
+
+    return run_latency_alerts(session, config, now)
+
+
+def _backend_scrape(
+    session: Session, config: FinopsConfig, now: datetime | None, start: datetime | None, end: datetime | None
+) -> Any:
+    from finops.observability.scrape import scrape_backends
+
+    return scrape_backends(session, config, now)
+
+
+def _limits(
+    session: Session, config: FinopsConfig, now: datetime | None, start: datetime | None, end: datetime | None
+) -> Any:
+    from finops.limits.job import run_limits
+
+    # Counters hold the period holding ``now``; a range has nothing to recompute.
+    return run_limits(session, config, now)
+
+
+def _exports(
+    session: Session, config: FinopsConfig, now: datetime | None, start: datetime | None, end: datetime | None
+) -> Any:
+    from finops.exports.monthly import run_monthly
+
+    return run_monthly(session, config, now, start, end)
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -78,6 +130,42 @@ JOBS: dict[str, Job] = {
             "close traces quiet for traces.quiet_s and compute their amplification and breakdown",
             _traces,
             lambda c: c.jobs.traces_every_s,
+        ),
+        Job(
+            "budgets",
+            "each budget's spend this month against its thresholds and forecast; alerts exactly once",
+            _budgets,
+            lambda c: c.jobs.budgets_every_s,
+        ),
+        Job(
+            "latency_rollups",
+            "hourly latency sketches (ttft, itl, total) and call-event counts, merged in as calls arrive",
+            _latency_rollups,
+            lambda c: c.observability.latency_rollups_every_s,
+        ),
+        Job(
+            "latency_alerts",
+            "each latency_alerts rule's percentile against factor x its baseline; alerts once per incident",
+            _latency_alerts,
+            lambda c: c.observability.latency_alerts_every_s,
+        ),
+        Job(
+            "backend_scrape",
+            "each backend's vLLM /metrics (queue, KV cache, token and prefix-cache counters)",
+            _backend_scrape,
+            lambda c: c.observability.scrape_every_s,
+        ),
+        Job(
+            "limits",
+            "set the hard-limit counters in Redis to each budget's ledger spend this period",
+            _limits,
+            lambda c: c.jobs.limits_every_s,
+        ),
+        Job(
+            "exports",
+            "write last month's FOCUS and ledger CSV files to exports.folder, once each",
+            _exports,
+            lambda c: c.exports.monthly_every_s,
         ),
     )
 }

@@ -43,8 +43,8 @@ async def send_json(
 
 
 async def send_error(send: Send, error: ProxyError, request_id: str | None = None) -> None:
-    extra = [(b"x-finops-request-id", request_id.encode())] if request_id else None
-    await send_json(send, error.status, error.body(), extra)
+    extra = [(b"x-finops-request-id", request_id.encode())] if request_id else []
+    await send_json(send, error.status, error.body(), [*extra, *error.headers])
 
 
 class ProxyApp:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from finops.ledger.record import UsageRecord
+from finops.observability.events import classify_upstream_error
 from finops.pricing.book import UNPRICED, CallCost, nusd_to_usd_string
 from finops.proxy import errors
 from finops.proxy.errors import ProxyError
@@ -222,6 +223,7 @@ class CallHandler:
             reject_untagged=self._reject_untagged,
             required=self._required_tags,
         )
+        self.state.limits.check(tags.team, tags.feature, request.model)
         forward = upstream_body(request, body)
         call = Call(self, request, tags, key, request_id, started_wall, started, forward)
         await call.run(send, receive, forwarded, client_authorization)
@@ -369,7 +371,7 @@ class Call:
             self._submit(502, Usage(0, 0, 0, False), error_type="upstream_invalid_status")
             raise errors.upstream_failed(f"the backend answered with status {status}")
         else:
-            error_type = "upstream_error"
+            error_type = classify_upstream_error(status, body)  # context_overflow or upstream_error
             usage = Usage(0, 0, 0, estimated=False)
         cost = self._cost(usage)
         # Recorded before the answer goes out: whatever happens to the client, the call is in the ledger.
@@ -591,7 +593,7 @@ class Call:
                 with_parts=False,
             )
 
-        self.state.writer.submit(_safe(finish, fallback))
+        self.state.writer.submit(self.state.limits.counted(_safe(finish, fallback), self.backend))
 
     def _record(
         self,

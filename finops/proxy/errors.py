@@ -12,6 +12,9 @@ import orjson
 class ProxyError(Exception):
     """An answer the proxy gives itself. (Not a frozen dataclass: raising sets __traceback__.)"""
 
+    # Extra response headers (e.g. x-should-retry for a hard limit's 429).
+    headers: tuple[tuple[bytes, bytes], ...] = ()
+
     def __init__(
         self,
         status: int,

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from finops.ledger.record import UsageRecord
+from finops.observability.proxy_metrics import CallEventMetrics
 
 # Time to first token spans from tens of milliseconds to minutes under load.
 TTFT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -86,6 +87,7 @@ class ProxyMetrics:
         self.database_up = Gauge(
             "finops_ledger_database_up", "1 while the ledger database takes writes", registry=r
         )
+        self.call_events = CallEventMetrics(r)
         self._by_labels: dict[tuple[str, str, str], _Children] = {}
         self._requests_by_labels: dict[tuple[str, str, str, str, int], Any] = {}
         self.in_flight = Gauge(
@@ -138,6 +140,7 @@ class ProxyMetrics:
             if rec.itl_ms is not None:
                 children.itl.observe(rec.itl_ms / 1000.0)
             children.latency.observe(rec.latency_ms / 1000.0)
+            self.call_events.observe(rec, labels)
 
     def bind_in_flight(self, backend: str, read: Callable[[], float]) -> None:
         self.in_flight.labels(backend).set_function(read)

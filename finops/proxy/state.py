@@ -20,6 +20,7 @@ from finops.keys.service import active_key_table, hash_secret
 from finops.ledger.spool import Spool
 from finops.ledger.store import insert_records
 from finops.ledger.writer import LedgerWriter
+from finops.limits.enforcer import LimitEnforcer
 from finops.pricing.book import PriceBook
 from finops.pricing.sync import load_price_book, price_book_from_config, sync_prices
 from finops.proxy.metrics import ProxyMetrics
@@ -58,6 +59,7 @@ class ProxyState:
         self.prices: PriceBook = price_book_from_config(config)
         self.keys = KeyTable()
         self.metrics = ProxyMetrics()
+        self.metrics.call_events.context_limits = dict(config.observability.context_limit_tokens)
         self.writer = LedgerWriter(
             lambda records: insert_records(self.engine, records),
             Spool(config.ledger.spool_dir),
@@ -68,6 +70,7 @@ class ProxyState:
         )
         for backend in self.router.backends:
             self.metrics.bind_in_flight(backend.name, lambda b=backend: float(b.in_flight))  # type: ignore[misc]
+        self.limits = LimitEnforcer(config, self.metrics.registry)
         self._refresher: asyncio.Task[None] | None = None
 
     def refresh_from_database(self) -> None:
@@ -79,6 +82,7 @@ class ProxyState:
             keys = active_key_table(session)
         self.prices = prices
         self.keys = KeyTable(secret, keys, loaded=True)
+        self.limits.refresh(self.engine)
 
     async def _refresh_once(self) -> None:
         try:
@@ -97,6 +101,7 @@ class ProxyState:
 
     async def start(self) -> None:
         self.writer.start()
+        self.limits.start()
         # Keys must be known before the first call is checked against them.
         await self._refresh_once()
         self._refresher = asyncio.create_task(self._refresh_loop(), name="finops-refresh")
@@ -107,4 +112,5 @@ class ProxyState:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
         await asyncio.to_thread(self.writer.close)
+        await asyncio.to_thread(self.limits.close)
         self.engine.dispose()

@@ -8,6 +8,7 @@ request, ``X-Sim-*`` headers for one).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import random
 import struct
 import time
@@ -123,16 +124,21 @@ class SimApp:
     async def _chat_completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive)
         overrides = _overrides(scope)
-        request = parse_chat(parse_json_object(body), self.settings)
+        request = parse_chat(parse_json_object(body), self._settings_for(overrides))
         await self._generate(Connection(receive, send), request, self._plan(request, body, overrides), CHAT)
 
     async def _completions(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await read_body(receive)
         overrides = _overrides(scope)
-        request = parse_completion(parse_json_object(body), self.settings)
+        request = parse_completion(parse_json_object(body), self._settings_for(overrides))
         await self._generate(
             Connection(receive, send), request, self._plan(request, body, overrides), COMPLETION
         )
+
+    def _settings_for(self, overrides: Overrides) -> SimSettings:
+        if overrides.max_model_len is None:
+            return self.settings
+        return dataclasses.replace(self.settings, max_model_len=overrides.max_model_len)
 
     def _hit(self, rate: float) -> bool:
         return rate > 0.0 and self._fault_rng.random() < rate
@@ -177,6 +183,8 @@ class SimApp:
         stats.prompt_tokens += plan.prompt_tokens
         stats.requests_running += 1
         stats.kv_tokens += plan.prompt_tokens
+        stats.prefix_cache_queries += plan.prompt_tokens
+        stats.prefix_cache_hits += plan.cached_tokens
         run = _Run(stats)
         response_id = responses.request_id(kind.id_prefix)
         created = int(time.time())

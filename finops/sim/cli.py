@@ -20,6 +20,7 @@ per-request overrides (request headers; a proxy forwards them):
                              otherwise: a 200 body that is not JSON
   X-Sim-No-Usage: 1          report no usage (bodies and streams)
   X-Sim-Cached-Tokens: N     report N prompt_tokens_details.cached_tokens
+  X-Sim-Max-Model-Len: N     context window for this request (a longer prompt gets vLLM's 400)
 """
 
 

@@ -29,6 +29,8 @@ class Overrides:
     malformed_after: int | None = None
     no_usage: bool = False
     cached_tokens: int = 0
+    # A smaller context window for this request: a prompt that does not fit gets vLLM's 400.
+    max_model_len: int | None = None
 
 
 NO_OVERRIDES = Overrides()
@@ -76,6 +78,7 @@ def parse_overrides(headers: Iterable[tuple[bytes, bytes]]) -> Overrides:
     output_tokens = error_status = drop_after = malformed_after = None
     no_usage = False
     cached_tokens = 0
+    max_model_len = None
     for key, raw in found.items():
         name = "X-Sim-" + key.decode("latin-1")
         if key == b"ttft-ms":
@@ -98,6 +101,10 @@ def parse_overrides(headers: Iterable[tuple[bytes, bytes]]) -> Overrides:
             no_usage = _flag(name, raw)
         elif key == b"cached-tokens":
             cached_tokens = _count(name, raw)
+        elif key == b"max-model-len":
+            max_model_len = _count(name, raw)
+            if max_model_len < 2:
+                raise KnobError(f"header {name} must be >= 2, got {max_model_len}")
         else:
             # A typo would otherwise silently test nothing.
             raise KnobError(f"unknown header {name}")
@@ -110,4 +117,5 @@ def parse_overrides(headers: Iterable[tuple[bytes, bytes]]) -> Overrides:
         malformed_after=malformed_after,
         no_usage=no_usage,
         cached_tokens=cached_tokens,
+        max_model_len=max_model_len,
     )

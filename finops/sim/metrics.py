@@ -27,6 +27,9 @@ class ModelStats:
     generation_tokens: int = 0
     requests_running: int = 0
     kv_tokens: int = 0
+    # Prompt tokens looked up in, and found in, the prefix cache (vLLM counts tokens, not requests).
+    prefix_cache_queries: int = 0
+    prefix_cache_hits: int = 0
     successes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FINISH_REASONS, 0))
     ttft_bucket_counts: list[int] = field(default_factory=lambda: [0] * len(TTFT_BUCKETS_S))
     ttft_count: int = 0
@@ -70,6 +73,18 @@ class SimMetrics:
         lines += [f"vllm:prompt_tokens_total{labels(m)} {s.prompt_tokens}.0" for m, s in items]
         family("vllm:generation_tokens_total", "counter", "Number of generation tokens processed.")
         lines += [f"vllm:generation_tokens_total{labels(m)} {s.generation_tokens}.0" for m, s in items]
+        # vLLM serves the prefix-cache counters under today's names and, until removed, the deprecated ones.
+        for prefix in ("vllm:prefix_cache", "vllm:gpu_prefix_cache"):
+            family(
+                f"{prefix}_queries_total",
+                "counter",
+                "Prefix cache queries, in terms of number of queried tokens.",
+            )
+            lines += [f"{prefix}_queries_total{labels(m)} {s.prefix_cache_queries}.0" for m, s in items]
+            family(
+                f"{prefix}_hits_total", "counter", "Prefix cache hits, in terms of number of cached tokens."
+            )
+            lines += [f"{prefix}_hits_total{labels(m)} {s.prefix_cache_hits}.0" for m, s in items]
         family("vllm:request_success_total", "counter", "Count of successfully processed requests.")
         for model, stats in items:
             for reason, count in stats.successes.items():

@@ -97,7 +97,38 @@ def make_celery(config: FinopsConfig) -> Celery:
         log.info("job %s: %s", name, result)
         return repr(result)
 
+    _register_delivery(app, config)
     return app
+
+
+DELIVER_TASK_NAME = "finops.deliver_alert"
+
+
+def _register_delivery(app: Celery, config: FinopsConfig) -> None:
+    """One task per alert delivery, retried with exponential backoff while the channel fails (the row
+    holds the truth: attempts, status, last error; see finops.alerts.outbox)."""
+    from finops.alerts import outbox
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=DELIVER_TASK_NAME,
+        autoretry_for=(outbox.DeliveryRetry, OperationalError),
+        retry_backoff=True,
+        retry_backoff_max=outbox.BACKOFF_MAX_S,
+        retry_jitter=False,
+        max_retries=outbox.MAX_ATTEMPTS,
+    )
+    def deliver_alert_task(delivery_id: int) -> str:
+        outcome = outbox.deliver(_engine(config.database_url), config, delivery_id)
+        if outcome.status == "pending":
+            raise outbox.DeliveryRetry(outcome.error)
+        return outcome.status
+
+    def dispatch(ids: list[int]) -> None:
+        for delivery_id in ids:
+            deliver_alert_task.delay(delivery_id)
+
+    # Rows committed by any job in this process (budgets, latency alerts) start their delivery at once.
+    outbox.set_dispatcher(dispatch)
 
 
 def app_from_environment() -> Celery:

@@ -55,7 +55,7 @@ def _jobs_list(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     for job in JOBS.values():
-        print(f"{job.name:<14} every {job.every_s(config):>6g} s  {job.description}")
+        print(f"{job.name:<16} every {job.every_s(config):>6g} s  {job.description}")
     return 0
 
 

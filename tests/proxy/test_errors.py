@@ -172,7 +172,7 @@ def test_context_overflow_from_the_backend_passes_through(stack):
     assert response.status_code == 400
     assert "context length" in response.json()["error"]["message"]
     row = stack.row(response.headers["x-finops-request-id"])
-    assert (row["status_code"], row["error_type"]) == (400, "upstream_error")
+    assert (row["status_code"], row["error_type"]) == (400, "context_overflow")
 
 
 def test_backend_dropping_a_stream_gives_an_error_event_and_a_row(stack):

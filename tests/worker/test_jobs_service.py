@@ -17,7 +17,7 @@ from finops.attribution.models import GpuLedgerRow
 from finops.cli import main
 from finops.config import AttributionConfig, BackendConfig, FinopsConfig, JobsConfig
 from finops.db import make_engine
-from finops.jobs.registry import run_job
+from finops.jobs.registry import JOBS, run_job
 from finops.ledger.models import TokenLedgerRow
 from finops.ledger.record import UsageRecord
 from finops.ledger.store import insert_records
@@ -273,7 +273,7 @@ def test_jobs_run_from_to_recomputes_a_range_to_the_same_rows(engine, db_url, tm
             ["attribution", "--from", "2026-03-01T10:00:00", "--to", "2026-03-01T10:00:00"],
             "--to must be after",
         ),
-        (["nope"], "no job named 'nope'; known: attribution, rollups"),
+        (["nope"], "no job named 'nope'; known: attribution, backend_scrape, budgets, exports"),
     ],
 )
 def test_jobs_run_refuses_bad_ranges_and_unknown_jobs(tmp_path, capsys, args, message):
@@ -298,12 +298,11 @@ def test_jobs_list_lists_every_job_with_its_schedule(tmp_path, capsys):
         update={"jobs": JobsConfig(attribution_every_s=5, rollups_every_s=90, traces_every_s=30)}
     )
     assert main(["jobs", "list", "--config", write_config(tmp_path, config)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[:4] for line in lines] == [
-        ["attribution", "every", "5", "s"],
-        ["rollups", "every", "90", "s"],
-        ["traces", "every", "30", "s"],
-    ]
+    listed = {line.split()[0]: line.split()[1:4] for line in capsys.readouterr().out.splitlines()}
+    assert set(listed) == set(JOBS)
+    assert listed["attribution"] == ["every", "5", "s"]
+    assert listed["rollups"] == ["every", "90", "s"]
+    assert listed["traces"] == ["every", "30", "s"]
 
 
 # --- regressions: bugs found by these tests, fixed ----------------------------------------------------
