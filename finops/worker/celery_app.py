@@ -33,7 +33,7 @@ def broker_settings(config: FinopsConfig) -> dict[str, Any]:
     if config.broker_url:
         return {"broker_url": config.broker_url}
     folder = Path(config.worker.broker_dir).resolve()
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
     return {
         "broker_url": "filesystem://",
@@ -42,6 +42,8 @@ def broker_settings(config: FinopsConfig) -> dict[str, Any]:
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
             "store_processed": False,
+            # Broadcast (pidbox) files: kombu's default is ./control, wherever the worker was started.
+            "control_folder": str(folder / "control"),
         },
     }
 
