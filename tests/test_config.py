@@ -1,6 +1,8 @@
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+import yaml
 
 from finops.config import ConfigError, load_config
 
@@ -86,3 +88,19 @@ def test_bad_configs_say_which_key(tmp_path, text, fragment):
 def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "nope.yaml", environ={})
+
+
+def test_the_readme_configuration_reference_loads_and_names_every_section():
+    from dashboards.passwords import hash_password
+    from finops.config import FinopsConfig
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Configuration") :]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    # The reference shows a placeholder where a real hash goes.
+    block = block.replace('"scrypt$..."', f'"{hash_password("example")}"')
+    data = yaml.safe_load(block)
+    config = FinopsConfig.model_validate(data)
+    assert config.budgets[0].channels == ["slack-search", "finance-mail"]
+    # A section of the config that the reference leaves out is a section nobody can find.
+    assert set(FinopsConfig.model_fields) == set(data)

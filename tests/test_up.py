@@ -97,6 +97,12 @@ def test_up_demo_serves_records_and_stops_cleanly(tmp_path):
                 dashboard + "/login", data={"username": "admin", "password": password}, timeout=10
             )
             assert signed_in.status_code == 302 and signed_in.headers["location"] == "/"
+            # Signed in, every page and Dash's layout answer (the browser tests check their content).
+            with httpx.Client(base_url=dashboard, cookies=signed_in.cookies, timeout=10) as browser:
+                for page in ("/", "/spend", "/amplification", "/traces", "/gpus", "/latency", "/alerts"):
+                    answer = browser.get(page)
+                    assert answer.status_code == 200 and "_dash-config" in answer.text, page
+                assert browser.get("/_dash-layout").status_code == 200
             up.send_signal(signal.SIGINT)
             assert up.wait(90) == 0, log()
         finally:
