@@ -9,6 +9,7 @@ also works.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -22,6 +23,13 @@ DEFAULT_DATABASE_URL = "sqlite:///finops.db"
 # Keys whose values stay strings even when YAML would read them as something else.
 _STRING_KEYS = {"database_url", "secret_key", "url", "broker_url", "webhook_url", "password", "redis_url"}
 ENV_PREFIX = "FINOPS_"
+
+
+# What a team or feature tag may hold (finops.proxy.tags checks calls against it): printable ASCII
+# without quotes or backslashes, as values land in metrics labels and CSV cells, and no leading = + - @,
+# which starts a formula in finance's spreadsheets.
+TAG_VALUE = re.compile(r"^(?![=+@-])[A-Za-z0-9 _.:/@+=,()\[\]#-]{1,128}$")
+_PRINTABLE = re.compile(r"^[^\x00-\x1f\x7f]{1,256}$")
 
 
 class ConfigError(ValueError):
@@ -226,11 +234,27 @@ class BudgetScopeConfig(_Strict):
     feature: str | None = None
     model: str | None = None
 
+    @field_validator("team", "feature")
+    @classmethod
+    def _a_tag_value(cls, value: str | None) -> str | None:
+        # A value no call can be tagged with would make a budget that never counts anything.
+        if value is not None and not TAG_VALUE.match(value):
+            raise ValueError(f"{value!r} is not a possible tag value (1-128 printable characters, see Tags)")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _a_model_name(cls, value: str | None) -> str | None:
+        if value is not None and not _PRINTABLE.match(value):
+            raise ValueError("a model name is 1-256 characters without control characters")
+        return value
+
 
 class BudgetConfig(_Strict):
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
     scope: BudgetScopeConfig = BudgetScopeConfig()
-    monthly_usd: Decimal = Field(gt=0)
+    # At most a billion USD a month: nano-USD amounts must fit a 64-bit integer column.
+    monthly_usd: Decimal = Field(gt=0, le=Decimal(1_000_000_000))
     basis: Literal["tokens", "gpu"] = "tokens"
     thresholds: list[Decimal] = [Decimal("0.5"), Decimal("0.8"), Decimal("1.0")]
     forecast: bool = True

@@ -51,6 +51,8 @@ def create_key(
 ) -> CreatedKey:
     team = check_tag_value("team", team)
     feature = check_tag_value("feature", feature) if feature is not None else None
+    if name is not None and not (1 <= len(name) <= 128 and name.isprintable()):
+        raise KeyError_("a key's name is 1-128 printable characters")
     secret = hash_secret(session, config)
     key = new_key()
     row = ApiKeyRow(

@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from finops.config import TAG_VALUE
 from finops.proxy.errors import ProxyError, bad_request, forbidden, missing_tag
 
 UNALLOCATED = "unallocated"
 # Printable ASCII without quotes or backslashes: values land in metrics labels and CSV cells.
 # A leading = + - @ is refused: tag values end up in finance's spreadsheets, where it starts a formula.
-_TAG_VALUE = re.compile(r"^(?![=+@-])[A-Za-z0-9 _.:/@+=,()\[\]#-]{1,128}$")
+_TAG_VALUE = TAG_VALUE
 _STAGE_VALUE = re.compile(r"^(?![=+@-])[A-Za-z0-9 _.:/@+=,()\[\]#-]{1,64}$")
 # W3C traceparent: version-traceid-parentid-flags.
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
