@@ -127,6 +127,10 @@ class Auth:
 def _safe_next(target: str) -> str:
     """Only a path on this site: a login must not bounce the user to another host."""
     parts = urlsplit(target)
+    # Browsers read a backslash as a slash ("/\\evil.com" is "//evil.com"), and control characters
+    # are dropped before parsing, so neither may appear at all.
+    if any(ch == "\\" or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return "/"
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target

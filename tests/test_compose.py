@@ -20,6 +20,8 @@ from finops.config import load_config
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = {"postgres", "redis", "migrate", "proxy", "worker", "beat", "api", "dashboard"}
 SIM_PROFILE = {"sim-small", "sim-large", "loadgen"}
+# The file has no default secrets: Compose refuses to start without them.
+SECRETS = {"FINOPS_SECRET_KEY": "test-secret", "POSTGRES_PASSWORD": "test-password"}
 
 
 def _compose_command() -> list[str]:
@@ -41,7 +43,7 @@ def _config(*profiles: str) -> dict[str, Any]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)},
+        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT), **SECRETS},
     )
     assert done.returncode == 0, done.stderr
     loaded: dict[str, Any] = yaml.safe_load(done.stdout)
@@ -54,6 +56,18 @@ def test_compose_file_validates_with_the_expected_services() -> None:
     # `docker compose up` starts these; the stand-ins and loadgen only with `--profile sim`.
     assert {name for name, s in services.items() if not s.get("profiles")} == EXPECTED
     assert all(services[name]["profiles"] == ["sim"] for name in SIM_PROFILE)
+
+
+def test_compose_refuses_to_run_without_the_secrets() -> None:
+    done = subprocess.run(
+        [*_compose_command(), "-f", str(ROOT / "docker-compose.yml"), "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)},
+    )
+    assert done.returncode != 0
+    assert "FINOPS_SECRET_KEY" in done.stderr or "POSTGRES_PASSWORD" in done.stderr
 
 
 def test_services_wait_for_healthy_dependencies_and_the_migration() -> None:
@@ -85,7 +99,7 @@ def test_the_mounted_config_loads_with_the_compose_environment() -> None:
     services = _config()["services"]
     environment = {k: str(v) for k, v in services["proxy"]["environment"].items()}
     config = load_config(ROOT / "deploy" / "finops.yaml", environ=environment)
-    assert config.database_url.startswith("postgresql+psycopg://finops:")
+    assert config.database_url == "postgresql+psycopg://finops:test-password@postgres:5432/finops"
     assert config.broker_url == "redis://redis:6379/0"
     assert config.limits.redis_url == "redis://redis:6379/1"
     assert {b.name for b in config.backends} == {"sim-small", "sim-large"}

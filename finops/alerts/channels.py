@@ -97,7 +97,10 @@ def send_email(smtp: SmtpConfig, channel: ChannelConfig, message: Message) -> No
     except (smtplib.SMTPException, OSError) as exc:
         raise ChannelFailure(f"smtp {smtp.host}:{smtp.port}: {type(exc).__name__}: {exc}"[:500]) from None
     if refused:
-        raise ChannelFailure(f"smtp {smtp.host}:{smtp.port}: refused recipients {', '.join(sorted(refused))}")
+        # The server took the message for the other recipients: sending again would give them a
+        # second copy, so this counts as delivered and the refused addresses go to the log.
+        refused_text = ", ".join(sorted(refused))
+        log.warning("smtp %s:%s delivered, but refused recipients %s", smtp.host, smtp.port, refused_text)
 
 
 def send_console(channel_name: str, message: Message) -> None:

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, event, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from finops.alerts.channels import ChannelFailure, send
@@ -145,6 +147,34 @@ def _claim(engine: Engine, delivery_id: int, now: datetime) -> AlertDeliveryRow 
         return row
 
 
+RECORD_ATTEMPTS = 5
+
+
+def _record(engine: Engine, row: AlertDeliveryRow, values: dict[str, Any]) -> None:
+    """Write the outcome of a send. Retried here rather than by the task: once the channel has the
+    message, a task retry would find the row still claimed and skip it, and the sweep would send it
+    again after the lease. Only this claim's row is written: a worker whose lease ran out (and whose row
+    another worker took) must not overwrite that worker's outcome."""
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            with unit_of_work(engine) as session:
+                session.execute(
+                    update(AlertDeliveryRow)
+                    .where(
+                        AlertDeliveryRow.id == row.id,
+                        AlertDeliveryRow.status == SENDING,
+                        AlertDeliveryRow.claimed_at == row.claimed_at,
+                    )
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+            return
+        except OperationalError:
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise
+            time.sleep(0.2 * 2**attempt)
+
+
 def deliver(engine: Engine, config: FinopsConfig, delivery_id: int, now: datetime | None = None) -> Outcome:
     """Claim, send and record one delivery (see the module docstring)."""
     row = _claim(engine, delivery_id, now or datetime.now(UTC))
@@ -165,13 +195,7 @@ def deliver(engine: Engine, config: FinopsConfig, delivery_id: int, now: datetim
     else:
         due = done + timedelta(seconds=backoff_s(row.attempts))
         values, status = {"status": PENDING, "last_error": error, "next_attempt_at": due}, PENDING
-    with unit_of_work(engine) as session:
-        session.execute(
-            update(AlertDeliveryRow)
-            .where(AlertDeliveryRow.id == delivery_id, AlertDeliveryRow.status == SENDING)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+    _record(engine, row, values)
     if status == DELIVERED:
         log.info("alert delivery %d to %s delivered (attempt %d)", delivery_id, row.channel, row.attempts)
     else:

@@ -45,7 +45,10 @@ def usd_to_nusd(usd: Decimal, *, strict: bool = True) -> int:
 
 
 def nusd_to_usd(nusd: int) -> Decimal:
-    return (Decimal(nusd) / NUSD_PER_USD).normalize()
+    value = (Decimal(nusd) / NUSD_PER_USD).normalize()
+    # normalize() writes round amounts with an exponent (1E+3); JSON and the CLI want 1000.
+    exponent = value.as_tuple().exponent
+    return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
 
 
 def thresholds_of(row: BudgetRow) -> list[Decimal]:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from finops.config import FinopsConfig
 from finops.exports.files import atomic_file
 from finops.exports.focus import billing_period
-from finops.exports.service import ExportRequest, iter_export
+from finops.exports.service import ExportRequest, iter_export, snapshot_engine
 from finops.jobs import state as job_state
 
 JOB = "exports"
@@ -86,8 +86,10 @@ def run_monthly(
             if path.exists() and not rewrite:
                 result.skipped.append(path.name)
                 continue
-            with atomic_file(path) as out:
-                for chunk in iter_export(session, config, request_for(kind, month)):
+            # Each file from one snapshot (Postgres: REPEATABLE READ), as the CLI reads: the jobs may
+            # be writing rollups for the month just closed while the file is written.
+            with atomic_file(path) as out, Session(snapshot_engine(session.get_bind().engine)) as snapshot:
+                for chunk in iter_export(snapshot, config, request_for(kind, month)):
                     out.write(chunk)
             result.written.append(path.name)
     return result

@@ -24,7 +24,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -58,11 +58,9 @@ class InFlight(Protocol):
 class LimitRefused(ProxyError):
     """429 (the budget is spent) or 503 (the counters are unreachable and the config says refuse)."""
 
-    headers = NO_RETRY
-
 
 def budget_exceeded(budget: LimitBudget, spend_nusd: int, period_end: datetime) -> LimitRefused:
-    return LimitRefused(
+    refused = LimitRefused(
         429,
         f"budget '{budget.name}' ({budget.scope_text}) has reached its hard limit: "
         f"{_usd(spend_nusd)} of {_usd(budget.amount_nusd)} USD spent this period; calls in its scope are "
@@ -70,6 +68,9 @@ def budget_exceeded(budget: LimitBudget, spend_nusd: int, period_end: datetime) 
         "insufficient_quota",
         "budget_exceeded",
     )
+    # Retrying cannot help until the period ends; a 503 (below) keeps the client's usual retries.
+    refused.headers = NO_RETRY
+    return refused
 
 
 def limits_unavailable() -> LimitRefused:
@@ -97,6 +98,9 @@ class View:
     period_end_s: float
     keys: dict[str, str]  # budget name -> counter key
     expiry_s: int  # when this period's counters expire (epoch seconds)
+    # (team, feature, model) -> the limits that match; it lives in the view so that it is swapped with
+    # the limits it was computed from (a cache of its own could keep a stale entry across a swap).
+    match_cache: dict[tuple[str, str, str], tuple[LimitBudget, ...]] = field(default_factory=dict)
 
 
 class LimitEnforcer:
@@ -121,7 +125,6 @@ class LimitEnforcer:
         self._clock = clock
         self._backends = {b.name: b for b in config.backends}
         self._view = self._make_view(tuple(from_config(b) for b in config.budgets if b.hard_limit), clock())
-        self._match_cache: dict[tuple[str, str, str], tuple[LimitBudget, ...]] = {}
         # Last known value of each counter (Redis's, plus this replica's adds not sent yet).
         self._spend: dict[str, int] = {}
         self._pending: dict[str, int] = defaultdict(int)
@@ -159,7 +162,6 @@ class LimitEnforcer:
     def set_limits(self, limits: Sequence[LimitBudget]) -> None:
         if tuple(limits) != self._view.limits:
             self._view = self._make_view(tuple(limits), self._clock())
-            self._match_cache = {}
 
     def refresh(self, engine: Engine) -> None:
         """Reload the limits from the budgets table (blocking: the state's refresh thread). With the
@@ -205,18 +207,19 @@ class LimitEnforcer:
             self.unchecked_calls.inc()
             self._unchecked_in_outage += 1
         for budget in budgets:
-            spend = self._spend.get(view.keys[budget.name], 0)
+            key = view.keys.get(budget.name)
+            spend = self._spend.get(key, 0) if key is not None else 0
             if spend >= budget.amount_nusd:
                 self.refused_calls.labels(budget.name, "budget_exceeded").inc()
                 raise budget_exceeded(budget, spend, view.period_end)
 
     def _matching(self, view: View, team: str, feature: str, model: str) -> tuple[LimitBudget, ...]:
         tags = (team, feature, model)
-        cache = self._match_cache
+        cache = view.match_cache
         budgets = cache.get(tags)
         if budgets is None:
             if len(cache) >= MAX_CACHED_TAG_SETS:
-                cache = self._match_cache = {}
+                cache.clear()
             budgets = cache[tags] = matching(view.limits, team, feature, model)
         return budgets
 

@@ -113,6 +113,14 @@ def test_login_redirects_only_within_the_site_and_logout_ends_the_session(loadge
             follow_redirects=False,
         )
         assert reply.status_code == 302 and reply.headers["location"] == "/"
+        # Browsers read "/\\host" as "//host": no backslash or control character gets through.
+        for target in ("/\\evil.example", "/\t/evil.example", "//evil.example"):
+            again = client.post(
+                base + "/login",
+                data={"username": "fin", "password": "finance-pass-2", "next": target},
+                follow_redirects=False,
+            )
+            assert again.status_code == 302 and again.headers["location"] == "/", target
         assert client.get(base + "/_dash-layout").status_code == 200
         client.get(base + "/logout")
         assert client.get(base + "/_dash-layout").status_code == 401

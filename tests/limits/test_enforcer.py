@@ -240,3 +240,31 @@ def test_embedded_proxy_restores_its_counters_from_the_ledger(db_url: str) -> No
         assert refusal(enforcer) is not None
     finally:
         engine.dispose()
+
+
+def test_a_limits_swap_during_a_lookup_never_leaves_a_stale_match() -> None:
+    """Regression: the tag-match cache once outlived a swap of the limits. A lookup that read the old
+    view, then filled the cache after the swap, left the old budget there, and every later check of
+    those tags raised KeyError (a 500 for every call with them)."""
+    from finops.limits.table import LimitBudget
+
+    old = LimitBudget("cap-old", "search", None, None, 10, "tokens")
+    new = LimitBudget("cap-new", "search", None, None, 10**12, "tokens")
+    enforcer = LimitEnforcer(config_with([]), clock=Clock(NOV_30))
+    enforcer.set_limits([old])
+    stale_view = enforcer._view  # the writer thread read the view...
+    enforcer.set_limits([new])  # ...the refresh thread swapped the limits...
+    enforcer._matching(stale_view, "search", "autocomplete", "llama-8b")  # ...then the writer looked up
+    assert refusal(enforcer) is None  # the new limit is far from spent; no KeyError
+    enforcer.add(make_record(started_at=NOV_30, cost_nusd=10**12))
+    refused = refusal(enforcer)
+    assert refused is not None and "cap-new" in refused.message
+
+
+def test_the_503_of_unreachable_limits_leaves_the_clients_retries_on() -> None:
+    from finops.limits.enforcer import budget_exceeded, limits_unavailable
+    from finops.limits.table import LimitBudget
+
+    assert limits_unavailable().headers == ()
+    cap = LimitBudget("cap", None, None, None, 1, "tokens")
+    assert budget_exceeded(cap, 2, DEC_1).headers == ((b"x-should-retry", b"false"),)
