@@ -6,7 +6,8 @@ Builds a Postgres database ``finops_bench_dashboard`` (dropped and made anew unl
 one already filled) holding ``--rows`` ledger rows over the last ``--days`` days: 8 teams x 4
 features, 4 models on 8 backends, three calls per trace. The derived tables the dashboards read are
 made from that ledger in SQL, the way the jobs would shape them: hourly ``usage_rollups`` (with idle
-rows per backend and hour) and one ``trace_costs`` row per trace. Generating is not timed.
+rows per backend and hour), one ``trace_costs`` row per trace and the hourly ``trace_rollups`` of
+those. Generating is not timed.
 
 Timed: every page's callbacks, called as the browser calls them (POST /_dash-update-component on the
 real Flask app, signed in), for an admin over the default period (7 days) and 30 days, and for a
@@ -24,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
 
 from dashboards.app import create_app
 from dashboards.passwords import hash_password
 from finops.config import FinopsConfig
 from finops.migrate import upgrade
+from finops.traces.rollup import recompute_range
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DB_NAME = "finops_bench_dashboard"
@@ -155,6 +158,10 @@ def generate(rows: int, days: int) -> None:
             conn.execute(text(TRACE_INSERT), {"low": f"tr{digit}", "high": f"tr{chr(ord(digit) + 1)}"})
         conn.execute(text(TRACE_INSERT), {"low": "tr0", "high": "tr1"})
         log("trace_costs: done")
+        # The hourly trace rollup the Amplification page reads, as the traces job writes it.
+        with Session(bind=conn) as session:
+            recompute_range(session, start, end + timedelta(hours=1))
+        log("trace_rollups: done")
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
     with engine.connect() as conn:
@@ -211,6 +218,8 @@ def main() -> None:
     if not (args.reuse and ledger_rows() == args.rows):
         log(f"generating {args.rows:,} ledger rows over {args.days} days (not timed)")
         generate(args.rows, args.days)
+    else:
+        upgrade(DB_URL)  # a reused database gets the tables added since (migrations fill them)
     password = hash_password("bench")
     config = FinopsConfig.model_validate(
         {

@@ -16,7 +16,7 @@ from finops.observability.models import (
 )
 from finops.pricing.models import PriceBookRow
 from finops.rollups.models import RollupDirtyHourRow, UsageRollupRow
-from finops.traces.models import TraceCostRow, TracePendingRow
+from finops.traces.models import TraceCostRow, TracePendingRow, TraceRollupRow
 
 __all__ = [
     "AlertDeliveryRow",
@@ -37,5 +37,6 @@ __all__ = [
     "TokenLedgerRow",
     "TraceCostRow",
     "TracePendingRow",
+    "TraceRollupRow",
     "UsageRollupRow",
 ]

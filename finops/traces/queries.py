@@ -8,13 +8,15 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from finops.traces import rollup
 from finops.traces.aggregate import FactorStats, factor_stats
 from finops.traces.amplification import TraceCost, trace_order
 from finops.traces.calls import TraceCall
-from finops.traces.models import BREAKDOWN_PARTS, TraceCostRow
+from finops.traces.models import BREAKDOWN_PARTS, TraceCostRow, TraceRollupRow
+from finops.traces.rollup import FACTOR_BIN_EDGES, SUMMED
 
 GroupBy = Literal["feature", "team"]
 
@@ -67,8 +69,6 @@ def amplification_by(
 
 # --- Amplification pages of the dashboards ---
 
-# Upper bounds of the factor bins of the distribution (the last bin is open-ended).
-FACTOR_BIN_EDGES = (Decimal("1.5"), Decimal("2"), Decimal("3"), Decimal("5"), Decimal("10"), Decimal("20"))
 UNDEFINED_FACTOR = "n/a"
 
 
@@ -123,55 +123,73 @@ def amplification_overview(
     team: str | None = None,
     feature: str | None = None,
 ) -> AmplificationOverview:
-    """The factor distribution and the per-feature breakdowns of the traces that began in [start, end),
-    from one pass over them, grouped by feature alone: each factor bin is a filtered count, so that the
-    database hashes a few dozen groups instead of sorting every trace by an expression."""
-    t = TraceCostRow
-    labels = factor_bin_labels()
-    factor = t.amplification_tokens
-    lows: list[Decimal | None] = [Decimal(1), *FACTOR_BIN_EDGES]
-    highs: list[Decimal | None] = [*FACTOR_BIN_EDGES, None]
-    bins: list[Any] = []
-    for index, (low, high) in enumerate(zip(lows, highs, strict=True)):
-        conditions: list[Any] = [factor.is_not(None)]
-        if index > 0 and low is not None:
-            conditions.append(factor >= low)  # the first bin also takes any factor below 1
-        if high is not None:
-            conditions.append(factor < high)
-        bins.append(func.count().filter(and_(*conditions)))
-    bins.append(func.count().filter(factor.is_(None)))
-    part_tokens = [getattr(t, f"{part}_tokens") for part in BREAKDOWN_PARTS]
-    part_costs = [getattr(t, f"{part}_cost_nusd") for part in BREAKDOWN_PARTS]
-    rows = session.execute(
-        select(
-            t.feature,
-            func.count(),
-            func.sum(t.total_tokens),
-            func.sum(t.total_cost_nusd),
-            *(func.sum(c) for c in part_tokens),
-            *(func.sum(c) for c in part_costs),
-            *bins,
+    """The factor distribution and the per-feature breakdowns of the traces that began in [start, end).
+
+    The whole hours inside the period are read from the hourly rollup (``trace_rollups``), so the read
+    grows with hours and features, not with traces; only the part of an hour at either end of a period
+    that does not fall on hour boundaries is summed from ``trace_costs``. The result is exactly what a
+    scan of ``trace_costs`` over the period gives."""
+    n_sums = len(SUMMED)
+    sums: dict[tuple[str, int], list[int]] = {}
+
+    def add(rows: Any) -> None:
+        for name, bin_, *values in rows:
+            total = sums.setdefault((str(name), int(bin_)), [0] * (1 + n_sums))
+            for index, value in enumerate(values):
+                total[index] += int(value or 0)
+
+    first_hour = rollup.hour_of(start)
+    if first_hour < start:
+        first_hour += rollup.HOUR
+    last_hour = max(first_hour, rollup.hour_of(end))
+    if first_hour < last_hour:
+        r = TraceRollupRow
+        filters: list[Any] = [r.hour >= first_hour, r.hour < last_hour]
+        if team is not None:
+            filters.append(r.team == team)
+        if feature is not None:
+            filters.append(r.feature == feature)
+        add(
+            session.execute(
+                select(
+                    r.feature, r.factor_bin, func.sum(r.traces), *(func.sum(getattr(r, c)) for c in SUMMED)
+                )
+                .where(*filters)
+                .group_by(r.feature, r.factor_bin)
+            )
         )
-        .where(*_trace_filters(start, end, team, feature))
-        .group_by(t.feature)
-        .order_by(t.feature)
-    )
-    n = len(BREAKDOWN_PARTS)
+        edges = [(start, first_hour), (last_hour, end)]
+    else:
+        edges = [(start, end)]
+    t = TraceCostRow
+    for low, high in edges:
+        if low < high:
+            add(
+                rollup.aggregate_traces(
+                    session, low, high, t.feature, where=_trace_filters(low, high, team, feature)
+                )
+            )
+
+    labels = factor_bin_labels()  # in bin order
     distribution: list[tuple[str, str, int]] = []
     features: list[FeatureBreakdown] = []
-    for row in rows:
-        name = str(row[0])
-        values = [int(v or 0) for v in row[1:]]
-        counts = values[3 + 2 * n :]
-        distribution += [(name, label, count) for label, count in zip(labels, counts, strict=True) if count]
+    for name in sorted({name for name, _ in sums}):
+        totals = [0] * (1 + n_sums)
+        for bin_, label in enumerate(labels):
+            found = sums.get((name, bin_))
+            if found is None or not found[0]:
+                continue
+            distribution.append((name, label, found[0]))
+            totals = [a + b for a, b in zip(totals, found, strict=True)]
+        named = dict(zip(SUMMED, totals[1:], strict=True))
         features.append(
             FeatureBreakdown(
                 feature=name,
-                traces=values[0],
-                total_tokens=values[1],
-                total_cost_nusd=values[2],
-                tokens=dict(zip(BREAKDOWN_PARTS, values[3 : 3 + n], strict=True)),
-                cost_nusd=dict(zip(BREAKDOWN_PARTS, values[3 + n : 3 + 2 * n], strict=True)),
+                traces=totals[0],
+                total_tokens=named["total_tokens"],
+                total_cost_nusd=named["total_cost_nusd"],
+                tokens={part: named[f"{part}_tokens"] for part in BREAKDOWN_PARTS},
+                cost_nusd={part: named[f"{part}_cost_nusd"] for part in BREAKDOWN_PARTS},
             )
         )
     return AmplificationOverview(distribution, features)

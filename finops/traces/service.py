@@ -4,7 +4,8 @@ Every ledger call seen since the last run puts its trace in ``trace_pending`` (w
 time of its calls). A pending trace with no call ending in the last ``traces.quiet_s`` is closed: all
 its calls are read from the token ledger, the pure engine (``finops.traces.amplification``) computes
 the factor and breakdown, and the trace's row in ``trace_costs`` is written anew. A call that arrives
-after the trace was closed makes it pending again, and it is recomputed when quiet again.
+after the trace was closed makes it pending again, and it is recomputed when quiet again. Every hour
+whose traces were written or deleted is then rewritten in the hourly rollup (``finops.traces.rollup``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from finops.attribution.service import from_us, to_us
 from finops.config import FinopsConfig
 from finops.jobs import state as job_state
 from finops.ledger.models import TokenLedgerRow
+from finops.traces import rollup
 from finops.traces.amplification import TraceCost, compute, group_by_trace
 from finops.traces.calls import TraceCall
 from finops.traces.models import BREAKDOWN_PARTS, TraceCostRow, TracePendingRow
@@ -135,11 +137,21 @@ def close_traces(session: Session, trace_ids: Sequence[str], now: datetime) -> i
     for trace_id, trace_calls in group_by_trace(calls).items():
         first = min(trace_calls, key=lambda c: (c.started_at_us, c.request_id))
         rows.append(trace_cost_values(compute(trace_id, trace_calls), first, now))
+    # The rollup hours to rewrite: where the traces were before (a grown trace may start earlier, a
+    # trace with no calls left disappears) and where they are now.
+    touched = {rollup.hour_of(row["first_call_at"]) for row in rows}
     for batch in iter_chunks(trace_ids, IN_BATCH):
+        touched.update(
+            rollup.hour_of(at)
+            for at in session.scalars(
+                select(TraceCostRow.first_call_at).where(TraceCostRow.trace_id.in_(batch))
+            )
+        )
         session.execute(delete(TraceCostRow).where(TraceCostRow.trace_id.in_(batch)))
         session.execute(delete(TracePendingRow).where(TracePendingRow.trace_id.in_(batch)))
     if rows:
         session.execute(insert(TraceCostRow), rows)
+    rollup.recompute_hours(session, touched)
     return len(rows)
 
 
