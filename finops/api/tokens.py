@@ -6,7 +6,6 @@ table: a proxy key never opens the management API, and a management token never 
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
@@ -16,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from finops.api.models import ManagementTokenRow
 from finops.config import FinopsConfig
-from finops.keys.hashing import key_hash
+from finops.keys.hashing import key_hash, new_key, new_key_id, shown_prefix
 from finops.keys.service import hash_secret
 from finops.proxy.errors import ProxyError
 from finops.proxy.tags import check_tag_value
@@ -25,8 +24,6 @@ Role = Literal["admin", "finance", "team"]
 ROLES: tuple[Role, ...] = get_args(Role)
 # Distinct from the proxy keys' "fo-", so an operator can tell which is which at a glance.
 TOKEN_PREFIX = "fomt-"
-TOKEN_RANDOM_BYTES = 32
-SHOWN_PREFIX_CHARS = 12
 NAME_MAX_CHARS = 128
 
 
@@ -67,11 +64,11 @@ def create_token(
     session: Session, config: FinopsConfig, role: str, team: str | None = None, name: str | None = None
 ) -> CreatedToken:
     checked_role, team, name = _checked(role, team, name)
-    token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_RANDOM_BYTES)
+    token = new_key(TOKEN_PREFIX)
     row = ManagementTokenRow(
-        id="tok_" + secrets.token_hex(6),
+        id=new_key_id("tok"),
         token_hash=key_hash(hash_secret(session, config), token),
-        token_prefix=token[:SHOWN_PREFIX_CHARS],
+        token_prefix=shown_prefix(token, TOKEN_PREFIX),
         role=checked_role,
         team=team,
         name=name,

@@ -9,15 +9,17 @@ import secrets
 KEY_PREFIX = "fo-"
 # 32 random bytes: guessing is hopeless, and the hash needs no slow KDF.
 KEY_RANDOM_BYTES = 32
-SHOWN_PREFIX_CHARS = 10
+# Listings show the prefix and this many random characters: enough to tell keys apart, not to guess one.
+SHOWN_RANDOM_CHARS = 7
 
 
-def new_key() -> str:
-    return KEY_PREFIX + secrets.token_urlsafe(KEY_RANDOM_BYTES)
+def new_key(prefix: str = KEY_PREFIX) -> str:
+    """A secret to hand out once; ``prefix`` says what it opens (proxy keys, management tokens)."""
+    return prefix + secrets.token_urlsafe(KEY_RANDOM_BYTES)
 
 
-def new_key_id() -> str:
-    return "key_" + secrets.token_hex(6)
+def new_key_id(kind: str = "key") -> str:
+    return f"{kind}_" + secrets.token_hex(6)
 
 
 def new_secret() -> str:
@@ -28,5 +30,5 @@ def key_hash(secret: str, key: str) -> str:
     return hmac.new(secret.encode(), key.encode(), hashlib.sha256).hexdigest()
 
 
-def shown_prefix(key: str) -> str:
-    return key[:SHOWN_PREFIX_CHARS]
+def shown_prefix(key: str, prefix: str = KEY_PREFIX) -> str:
+    return key[: len(prefix) + SHOWN_RANDOM_CHARS]
