@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,6 +39,38 @@ def _tag_filters(team: str | None, feature: str | None, model: str | None) -> li
     return [column == value for column, value in pairs if value is not None]
 
 
+def _summed() -> tuple[Any, ...]:
+    """The rollup's totals, summed, in SpendLine's (and SeriesPoint's) field order after the group."""
+    r = UsageRollupRow
+    return (
+        func.sum(r.calls),
+        func.sum(r.errors),
+        func.sum(r.prompt_tokens),
+        func.sum(r.completion_tokens),
+        func.sum(r.token_cost_nusd),
+        func.sum(r.gpu_seconds),
+        func.sum(r.gpu_cost_nusd),
+        func.sum(r.idle_gpu_seconds),
+        func.sum(r.idle_cost_nusd),
+    )
+
+
+def _totals(sums: Sequence[Any]) -> tuple[Any, ...]:
+    """The summed values as exact numbers (an empty sum is NULL: zero)."""
+    c, e, p, o, tc, gs, gc, igs, ic = sums
+    return (
+        int(c or 0),
+        int(e or 0),
+        int(p or 0),
+        int(o or 0),
+        int(tc or 0),
+        Decimal(gs or 0),
+        int(gc or 0),
+        Decimal(igs or 0),
+        int(ic or 0),
+    )
+
+
 def spend_by(
     session: Session,
     start: datetime,
@@ -60,35 +92,13 @@ def spend_by(
     rows = session.execute(
         select(
             group,
-            func.sum(r.calls),
-            func.sum(r.errors),
-            func.sum(r.prompt_tokens),
-            func.sum(r.completion_tokens),
-            func.sum(r.token_cost_nusd),
-            func.sum(r.gpu_seconds),
-            func.sum(r.gpu_cost_nusd),
-            func.sum(r.idle_gpu_seconds),
-            func.sum(r.idle_cost_nusd),
+            *_summed(),
         )
         .where(r.hour >= start, r.hour < end, *_tag_filters(team, feature, model))
         .group_by(group)
         .order_by(group)
     )
-    return [
-        SpendLine(
-            str(g),
-            int(c or 0),
-            int(e or 0),
-            int(p or 0),
-            int(o or 0),
-            int(tc or 0),
-            Decimal(gs or 0),
-            int(gc or 0),
-            Decimal(igs or 0),
-            int(ic or 0),
-        )
-        for g, c, e, p, o, tc, gs, gc, igs, ic in rows
-    ]
+    return [SpendLine(str(g), *_totals(sums)) for g, *sums in rows]
 
 
 # --- Time series and comparisons for the dashboards (and any other reader that wants them) ---
@@ -167,43 +177,21 @@ def spend_series(
         select(
             slot,
             group,
-            func.sum(r.calls),
-            func.sum(r.errors),
-            func.sum(r.prompt_tokens),
-            func.sum(r.completion_tokens),
-            func.sum(r.token_cost_nusd),
-            func.sum(r.gpu_seconds),
-            func.sum(r.gpu_cost_nusd),
-            func.sum(r.idle_gpu_seconds),
-            func.sum(r.idle_cost_nusd),
+            *_summed(),
         )
         .where(r.hour >= start, r.hour < end, *_tag_filters(team, feature, model))
         .group_by(slot, group)
     )
     zone = ZoneInfo(timezone)
     points = []
-    for at, g, c, e, p, o, tc, gs, gc, igs, ic in rows:
+    for at, g, *sums in rows:
         if not days:
             moment = at
         elif postgres:
             moment = datetime(at.year, at.month, at.day, tzinfo=zone).astimezone(UTC)
         else:
             moment = days[int(at)]
-        points.append(
-            SeriesPoint(
-                moment,
-                str(g),
-                int(c or 0),
-                int(e or 0),
-                int(p or 0),
-                int(o or 0),
-                int(tc or 0),
-                Decimal(gs or 0),
-                int(gc or 0),
-                Decimal(igs or 0),
-                int(ic or 0),
-            )
-        )
+        points.append(SeriesPoint(moment, str(g), *_totals(sums)))
     return sorted(points, key=lambda point: (point.bucket_start, point.group))
 
 
