@@ -64,6 +64,7 @@ def body(ctx: DashContext, filters: Filters, by: str) -> Any:
             team=filters.team,
             feature=filters.feature,
             model=filters.model,
+            metrics=tuple(METRICS),
         )
     if not points:
         return empty_state(

@@ -1,4 +1,4 @@
-"""Observability tables: hourly latency sketches, hourly call-event counts, backend scrapes, incidents."""
+"""Observability tables: latency sketches (hourly, daily), hourly call-event counts, scrapes, incidents."""
 
 from __future__ import annotations
 
@@ -32,6 +32,28 @@ class LatencySketchRow(Base):
     metric: Mapped[str] = mapped_column(String(8))
     calls: Mapped[int] = mapped_column(Integer)
     # Sketch.to_json(): zero count, bucket keys and counts.
+    sketch: Mapped[str] = mapped_column(Text)
+
+
+class LatencyDailySketchRow(Base):
+    """The merge of a UTC day's hourly sketches per team, feature, model and metric (backend merged away).
+
+    Kept by the same job in the same transaction as the hourly rows, so a day here is always the merge of
+    its hours there. It exists for reads over many days (the dashboards' day buckets): a 30-day period
+    reads one sketch per day and tag set instead of one per hour, backend and tag set.
+    """
+
+    __tablename__ = "latency_daily_sketches"
+    __table_args__ = (UniqueConstraint("day", "team", "feature", "model", "metric"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    # Midnight UTC.
+    day: Mapped[datetime] = mapped_column(UTCDateTime())
+    team: Mapped[str] = mapped_column(String(128))
+    feature: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(String(256))
+    metric: Mapped[str] = mapped_column(String(8))
+    calls: Mapped[int] = mapped_column(Integer)
     sketch: Mapped[str] = mapped_column(Text)
 
 

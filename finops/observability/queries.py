@@ -5,6 +5,7 @@ Latency figures are milliseconds as floats: measurements, not money.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -14,7 +15,14 @@ from sqlalchemy.orm import Session
 
 from finops.ledger.models import TokenLedgerRow
 from finops.observability.capacity import CapacityPoint, Scrape, capacity_points, verdict
-from finops.observability.models import NO_BACKEND, BackendMetricsRow, CallEventRow, LatencySketchRow
+from finops.observability.models import (
+    NO_BACKEND,
+    BackendMetricsRow,
+    CallEventRow,
+    LatencyDailySketchRow,
+    LatencySketchRow,
+)
+from finops.observability.rollup import METRICS, day_of
 from finops.observability.sketch import Sketch
 
 __all__ = [
@@ -67,30 +75,55 @@ def latency_percentiles(
     team: str | None = None,
     feature: str | None = None,
     model: str | None = None,
+    metrics: Sequence[str] = METRICS,
 ) -> list[LatencyPoint]:
-    """p50/p90/p99 per bucket (UTC hour or day), group and metric, from the hourly sketches in [start, end).
+    """p50/p90/p99 per bucket (UTC hour or day), group and metric, from the sketches of the hours in
+    [start, end).
 
-    Each figure is within the sketch's stated relative error (1%) of the exact percentile of those calls.
+    Day buckets read whole UTC days from the daily sketches and only the hours at the period's edges
+    from the hourly ones (grouping by backend reads hours throughout: the daily sketches have merged the
+    backends). Each figure is within the sketch's stated relative error (1%) of the exact percentile of
+    those calls.
     """
     if by not in ("model", "feature", "backend"):
         raise ValueError(f"by must be model, feature or backend, got {by!r}")
     if bucket not in ("hour", "day"):
         raise ValueError(f"bucket must be hour or day, got {bucket!r}")
-    s = LatencySketchRow
-    filters: list[Any] = [s.hour >= start, s.hour < end]
-    for column, value in ((s.team, team), (s.feature, feature), (s.model, model)):
-        if value is not None:
-            filters.append(column == value)
+    unknown = sorted(set(metrics) - set(METRICS))
+    if unknown:
+        raise ValueError(f"metrics must be among {', '.join(METRICS)}, got {', '.join(unknown)}")
+    # Whole days inside [start, end) on the hourly grid: the hour rows in range are those starting in it.
+    first_day = day_of(start) if start == day_of(start) else day_of(start) + timedelta(days=1)
+    last_day = day_of(end)
+    hour_ranges = [(start, end)]
     merged: dict[tuple[datetime, str, str], Sketch] = {}
-    for hour, group, metric, text in session.execute(
-        select(s.hour, getattr(s, by), s.metric, s.sketch).where(*filters)
-    ):
-        key = (_bucket_start(hour, bucket), group, metric)
-        sketch = merged.get(key)
-        if sketch is None:
-            merged[key] = Sketch.from_json(text)
-        else:
-            sketch.merge(Sketch.from_json(text))
+    if bucket == "day" and by != "backend" and first_day < last_day:
+        hour_ranges = [(start, first_day), (last_day, end)]
+        d = LatencyDailySketchRow
+        filters = [
+            d.day >= first_day,
+            d.day < last_day,
+            d.metric.in_(metrics),
+            *_tag_filters(d, team, feature, model),
+        ]
+        _merge_rows(
+            merged, session.execute(select(d.day, getattr(d, by), d.metric, d.sketch).where(*filters)), bucket
+        )
+    h = LatencySketchRow
+    for low, high in hour_ranges:
+        if low >= high:
+            continue
+        filters = [
+            h.hour >= low,
+            h.hour < high,
+            h.metric.in_(metrics),
+            *_tag_filters(h, team, feature, model),
+        ]
+        _merge_rows(
+            merged,
+            session.execute(select(h.hour, getattr(h, by), h.metric, h.sketch).where(*filters)),
+            bucket,
+        )
     by_bucket: dict[datetime, dict[tuple[str, str], Sketch]] = {}
     for (bucket_start, group, metric), sketch in merged.items():
         by_bucket.setdefault(bucket_start, {})[(group, metric)] = sketch
@@ -98,6 +131,27 @@ def latency_percentiles(
     for bucket_start in sorted(by_bucket):
         points += _points(bucket_start, by_bucket[bucket_start])
     return points
+
+
+def _tag_filters(
+    table: type[LatencySketchRow] | type[LatencyDailySketchRow],
+    team: str | None,
+    feature: str | None,
+    model: str | None,
+) -> list[Any]:
+    pairs = ((table.team, team), (table.feature, feature), (table.model, model))
+    return [column == value for column, value in pairs if value is not None]
+
+
+def _merge_rows(merged: dict[tuple[datetime, str, str], Sketch], rows: Iterable[Any], bucket: Bucket) -> None:
+    """Merge stored sketches, each row (time, group, metric, sketch text), into ``merged`` per bucket."""
+    for moment, group, metric, text in rows:
+        key = (_bucket_start(moment, bucket), group, metric)
+        sketch = merged.get(key)
+        if sketch is None:
+            merged[key] = Sketch.from_json(text)
+        else:
+            sketch.merge(Sketch.from_json(text))
 
 
 def rolling_percentiles(

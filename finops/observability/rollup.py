@@ -3,7 +3,8 @@
 Each run reads the ledger rows it has not seen (the same id watermark as the other ledger jobs), sketches
 their latencies per hour, tag set and metric, and merges them into the stored sketches; event counts
 are added likewise. Sketches merge exactly (finops.observability.sketch), so an hour is never re-read
-and a day is the merge of its hours. ``recompute_range`` rebuilds whole hours from the ledger (after
+and a day is the merge of its hours; the daily sketches (per tag set without backend) are merged in the
+same transaction, for reads over many days. ``recompute_range`` rebuilds whole hours from the ledger (after
 a restore, or a change of ``context_limit_tokens``).
 
 Latency counts only calls that were answered (status below 400, client still there): a refused or
@@ -24,20 +25,29 @@ from finops.config import FinopsConfig
 from finops.jobs import state as job_state
 from finops.ledger.models import TokenLedgerRow
 from finops.observability.events import call_events, limit_for
-from finops.observability.models import NO_BACKEND, CallEventRow, LatencySketchRow
+from finops.observability.models import NO_BACKEND, CallEventRow, LatencyDailySketchRow, LatencySketchRow
 from finops.observability.sketch import Sketch
 
 JOB = "latency_rollups"
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 METRICS = ("ttft", "itl", "total")
 MAX_NEW_ROWS_PER_RUN = 200_000
 
 # (hour, team, feature, model, backend)
 TagKey = tuple[datetime, str, str, str, str]
+# (day, team, feature, model)
+DayKey = tuple[datetime, str, str, str]
+HOUR_KEY = ("hour", "team", "feature", "model", "backend")
+DAY_KEY = ("day", "team", "feature", "model")
 
 
 def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 @dataclass
@@ -117,27 +127,58 @@ def accumulate(rows: Iterable[Any], context_limits: Mapping[str, int]) -> Accumu
     return Accumulated(sketches, events)
 
 
-def _merge_into_tables(session: Session, acc: Accumulated) -> int:
-    """Merge sketches and add event counts into the stored hours; returns rows written."""
-    hours = {key[0] for key, _ in acc.sketches} | {key[0] for key, _ in acc.events}
-    if not hours:
-        return 0
-    s = LatencySketchRow
-    stored = {
-        ((r.hour, r.team, r.feature, r.model, r.backend), r.metric): r
-        for r in session.scalars(select(s).where(s.hour.in_(sorted(hours))))
-    }
+def _merge_sketches(
+    session: Session,
+    table: type[LatencySketchRow] | type[LatencyDailySketchRow],
+    key_columns: tuple[str, ...],
+    sketches: Mapping[tuple[tuple[Any, ...], str], Sketch],
+) -> None:
+    """Merge ``sketches`` (keyed by the values of ``key_columns``, then metric) into ``table``'s rows."""
+    if not sketches:
+        return
+    time_column = key_columns[0]
+    times = sorted({key[0] for key, _ in sketches})
+    rows: Iterable[LatencySketchRow | LatencyDailySketchRow] = session.scalars(
+        select(table).where(getattr(table, time_column).in_(times))
+    )
+    stored = {(tuple(getattr(r, name) for name in key_columns), r.metric): r for r in rows}
     inserts: list[dict[str, Any]] = []
-    for (key, metric), sketch in acc.sketches.items():
+    for (key, metric), sketch in sketches.items():
         row = stored.get((key, metric))
         if row is None:
-            inserts.append(_sketch_values(key, metric, sketch))
+            values = dict(zip(key_columns, key, strict=True))
+            inserts.append({**values, "metric": metric, "calls": sketch.count, "sketch": sketch.to_json()})
         else:
             total = Sketch.from_json(row.sketch)
             total.merge(sketch)
-            session.execute(update(s).where(s.id == row.id).values(calls=total.count, sketch=total.to_json()))
+            session.execute(
+                update(table).where(table.id == row.id).values(calls=total.count, sketch=total.to_json())
+            )
     if inserts:
-        session.execute(insert(s), inserts)
+        session.execute(insert(table), inserts)
+
+
+def by_day(sketches: Mapping[tuple[TagKey, str], Sketch]) -> dict[tuple[DayKey, str], Sketch]:
+    """Hourly sketches merged per UTC day, team, feature, model and metric (new sketches; inputs kept)."""
+    days: dict[tuple[DayKey, str], Sketch] = {}
+    for ((hour, team, feature, model, _backend), metric), sketch in sketches.items():
+        key = ((day_of(hour), team, feature, model), metric)
+        found = days.get(key)
+        if found is None:
+            found = days[key] = Sketch()
+        found.merge(sketch)
+    return days
+
+
+def _merge_into_tables(session: Session, acc: Accumulated, *, daily: bool = True) -> int:
+    """Merge sketches (hourly, and daily unless the caller rebuilds the days) and add event counts into
+    the stored hours; returns hourly rows written."""
+    hours = {key[0] for key, _ in acc.sketches} | {key[0] for key, _ in acc.events}
+    if not hours:
+        return 0
+    _merge_sketches(session, LatencySketchRow, HOUR_KEY, acc.sketches)
+    if daily:
+        _merge_sketches(session, LatencyDailySketchRow, DAY_KEY, by_day(acc.sketches))
     e = CallEventRow
     counted = {
         ((r.hour, r.team, r.feature, r.model, r.backend), r.event): (r.id, r.calls)
@@ -151,7 +192,7 @@ def _merge_into_tables(session: Session, acc: Accumulated) -> int:
     for (key, event), calls in acc.events.items():
         found = counted.get((key, event))
         if found is None:
-            event_inserts.append({**_tag_values(key), "event": event, "calls": calls})
+            event_inserts.append({**dict(zip(HOUR_KEY, key, strict=True)), "event": event, "calls": calls})
         else:
             session.execute(update(e).where(e.id == found[0]).values(calls=found[1] + calls))
     if event_inserts:
@@ -159,13 +200,29 @@ def _merge_into_tables(session: Session, acc: Accumulated) -> int:
     return len(acc.sketches) + len(acc.events)
 
 
-def _tag_values(key: TagKey) -> dict[str, Any]:
-    hour, team, feature, model, backend = key
-    return {"hour": hour, "team": team, "feature": feature, "model": model, "backend": backend}
-
-
-def _sketch_values(key: TagKey, metric: str, sketch: Sketch) -> dict[str, Any]:
-    return {**_tag_values(key), "metric": metric, "calls": sketch.count, "sketch": sketch.to_json()}
+def rebuild_daily_sketches(session: Session, start: datetime, end: datetime) -> int:
+    """Rebuild the daily sketches of every UTC day overlapping [start, end) from the hourly ones; returns
+    the daily rows written. For days whose hours were rebuilt, and for databases filled by other means."""
+    first, last = day_of(start), day_of(end - timedelta(microseconds=1)) + DAY
+    d, h = LatencyDailySketchRow, LatencySketchRow
+    session.execute(delete(d).where(d.day >= first, d.day < last))
+    written = 0
+    day = first
+    # A day at a time: a day's hourly sketches are a few thousand rows at most.
+    while day < last:
+        hourly: dict[tuple[TagKey, str], Sketch] = {
+            ((hour, team, feature, model, backend), metric): Sketch.from_json(text)
+            for hour, team, feature, model, backend, metric, text in session.execute(
+                select(h.hour, h.team, h.feature, h.model, h.backend, h.metric, h.sketch).where(
+                    h.hour >= day, h.hour < day + DAY
+                )
+            )
+        }
+        daily = by_day(hourly)
+        _merge_sketches(session, d, DAY_KEY, daily)
+        written += len(daily)
+        day += DAY
+    return written
 
 
 @dataclass(frozen=True)
@@ -189,7 +246,7 @@ def run_latency_rollups(
 def recompute_latency_range(
     session: Session, config: FinopsConfig, start: datetime, end: datetime
 ) -> LatencyRollupResult:
-    """Rebuild every hour that overlaps [start, end) from the ledger."""
+    """Rebuild every hour that overlaps [start, end) from the ledger, then the days holding them."""
     state = job_state.claim(session, JOB, datetime.now(UTC))
     first, last = hour_of(start), hour_of(end - timedelta(microseconds=1)) + HOUR
     for table in (LatencySketchRow, CallEventRow):
@@ -204,5 +261,7 @@ def recompute_latency_range(
         )
         if not is_unseen(row.id)
     ]
-    written = _merge_into_tables(session, accumulate(rows, config.observability.context_limit_tokens))
+    acc = accumulate(rows, config.observability.context_limit_tokens)
+    written = _merge_into_tables(session, acc, daily=False)
+    rebuild_daily_sketches(session, first, last)
     return LatencyRollupResult(len(rows), written)
