@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +14,15 @@ from finops.budgets import evaluate
 from finops.budgets.models import BudgetRow
 from finops.budgets.periods import month_bounds
 from finops.budgets.service import BudgetError, get_budget, list_budgets, scope_of, thresholds_of
-from finops.budgets.spend import Scope, spend_nusd
+from finops.budgets.spend import (
+    Scope,
+    hourly_rollup_spend,
+    ledger_spend_nusd,
+    newest_spend_at,
+    rollup_cut,
+    spend_of_scopes,
+    split_by_source,
+)
 from finops.config import FinopsConfig
 
 
@@ -38,8 +47,23 @@ def scope_key(row: BudgetRow) -> Scope:
 
 
 def status_of(session: Session, config: FinopsConfig, row: BudgetRow, now: datetime) -> BudgetStatus:
+    return statuses_of(session, config, [row], now)[0]
+
+
+def statuses_of(
+    session: Session, config: FinopsConfig, rows: Sequence[BudgetRow], now: datetime
+) -> list[BudgetStatus]:
+    """The standing of each budget in ``rows``; the spend of all budgets of one basis is read at once."""
     start, end = month_bounds(now, config.timezone)
-    spend = spend_nusd(session, scope_key(row), row.basis, start, end)
+    spend: dict[int, int] = {}
+    for basis in sorted({row.basis for row in rows}):
+        mine = [row for row in rows if row.basis == basis]
+        totals = spend_of_scopes(session, [scope_key(row) for row in mine], basis, start, end)
+        spend.update({id(row): total for row, total in zip(mine, totals, strict=True)})
+    return [_status(row, spend[id(row)], start, end, now) for row in rows]
+
+
+def _status(row: BudgetRow, spend: int, start: datetime, end: datetime, now: datetime) -> BudgetStatus:
     thresholds = thresholds_of(row)
     return BudgetStatus(
         name=row.name,
@@ -62,19 +86,28 @@ def budget_statuses(
 ) -> list[BudgetStatus]:
     """Every budget's standing in the period holding ``now``; ``team`` keeps the budgets scoped to it."""
     rows = [row for row in list_budgets(session) if team is None or row.team == team]
-    return [status_of(session, config, row, now) for row in rows]
+    return statuses_of(session, config, rows, now)
 
 
 def daily_spend(
     session: Session, config: FinopsConfig, budget_name: str, period_start: datetime, period_end: datetime
 ) -> list[tuple[date, int]]:
     """Spend per calendar day (in the configured time zone) of [period_start, period_end), for the
-    burn-down chart. Days are whole local days, clipped to the range."""
+    burn-down chart. Days are whole local days, clipped to the range.
+
+    Each day is split between the sources as ``spend_nusd`` splits a range, but the rollups' hours of
+    the whole period come from one query, and the ledger is read only for the parts of days the rollups
+    do not hold (normally today's hours since the last rollup run) and not past the newest call.
+    """
     if period_end <= period_start:
         raise BudgetError("period_end: must be after period_start")
     row = get_budget(session, budget_name)
     zone = ZoneInfo(config.timezone)
     scope = scope_key(row)
+    cut = rollup_cut(session, row.basis)
+    rolled_all, _ = split_by_source(period_start, period_end, cut)
+    hourly = hourly_rollup_spend(session, scope, row.basis, *rolled_all) if rolled_all is not None else {}
+    newest = newest_spend_at(session, row.basis)
     days: list[tuple[date, int]] = []
     day = period_start.astimezone(zone).date()
     while True:
@@ -84,6 +117,13 @@ def daily_spend(
         start, end = max(local_start, period_start), min(local_end, period_end)
         if start >= period_end:
             break
-        days.append((day, spend_nusd(session, scope, row.basis, start, end)))
+        rolled, ledger_ranges = split_by_source(start, end, cut)
+        total = 0
+        if rolled is not None:
+            total += sum(nusd for hour, nusd in hourly.items() if rolled[0] <= hour < rolled[1])
+        for low, high in ledger_ranges:
+            if newest is not None and low <= newest:
+                total += ledger_spend_nusd(session, scope, row.basis, low, high)
+        days.append((day, total))
         day = next_day
     return days

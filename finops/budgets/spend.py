@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -85,18 +86,119 @@ def spend_by(
     totals: Counter[str] = Counter()
     if end <= start:
         return {}
-    cut = rollup_cut(session, basis)
+    rolled, ledger_ranges = split_by_source(start, end, rollup_cut(session, basis))
+    if rolled is not None:
+        _add(totals, _from_rollups(session, scope, basis, *rolled, by))
+    for range_start, range_end in ledger_ranges:
+        _add(totals, _from_ledger(session, scope, basis, range_start, range_end, by))
+    return {group: total for group, total in totals.items() if total}
+
+
+Range = tuple[datetime, datetime]
+
+
+def split_by_source(start: datetime, end: datetime, cut: datetime | None) -> tuple[Range | None, list[Range]]:
+    """Which part of [start, end) the rollups answer (the whole hours before ``cut``) and which parts the
+    ledger does (the rest: partial hours at the edges, and everything from ``cut`` on); each non-empty."""
     first_whole, last_whole = ceil_hour(start), floor_hour(end)
     rolled_end = min(last_whole, cut) if cut is not None else last_whole
     if rolled_end > first_whole:
-        _add(totals, _from_rollups(session, scope, basis, first_whole, rolled_end, by))
-        ledger_ranges = [(start, first_whole), (rolled_end, end)]
+        rolled: Range | None = (first_whole, rolled_end)
+        ledger = [(start, first_whole), (rolled_end, end)]
     else:
-        ledger_ranges = [(start, end)]
+        rolled, ledger = None, [(start, end)]
+    return rolled, [(low, high) for low, high in ledger if high > low]
+
+
+# One row of spend per tag set: (team, feature, model, is idle GPU time, nano-USD).
+TagSpend = tuple[str | None, str | None, str | None, bool, int]
+
+
+def spend_of_scopes(
+    session: Session, scopes: Sequence[Scope], basis: str, start: datetime, end: datetime
+) -> list[int]:
+    """Each scope's spend in [start, end) (what ``spend_nusd`` gives for it), from one read per source
+    for all of them: the spend per tag set, summed per scope here. Many budgets cost one query, not one
+    each."""
+    if end <= start:
+        return [0 for _ in scopes]
+    rolled, ledger_ranges = split_by_source(start, end, rollup_cut(session, basis))
+    rows: list[TagSpend] = []
+    if rolled is not None:
+        rows += _tag_spend_from_rollups(session, basis, *rolled)
     for range_start, range_end in ledger_ranges:
-        if range_end > range_start:
-            _add(totals, _from_ledger(session, scope, basis, range_start, range_end, by))
-    return {group: total for group, total in totals.items() if total}
+        rows += _tag_spend_from_ledger(session, basis, range_start, range_end)
+    return [
+        sum(nusd for *tags, idle, nusd in rows if _in_scope(scope, basis, tags, idle)) for scope in scopes
+    ]
+
+
+def _in_scope(scope: Scope, basis: str, tags: list[str | None], idle: bool) -> bool:
+    if idle:
+        # Idle GPU time belongs to no team, feature or model: only a fleet-wide GPU budget pays it.
+        return basis == "gpu" and scope.is_global
+    wanted = (scope.team, scope.feature, scope.model)
+    return all(value is None or value == tag for value, tag in zip(wanted, tags, strict=True))
+
+
+def _tag_spend_from_rollups(session: Session, basis: str, start: datetime, end: datetime) -> list[TagSpend]:
+    r = UsageRollupRow
+    tags = (r.team, r.feature, r.model)
+    in_range = (r.hour >= start, r.hour < end)
+    if basis == "gpu":
+        gpu = select(*tags, func.sum(r.gpu_cost_nusd), func.sum(r.idle_cost_nusd)).where(*in_range)
+        rows: list[TagSpend] = []
+        for team, feature, model, used, idle in session.execute(gpu.group_by(*tags)):
+            rows += [
+                (team, feature, model, False, int(used or 0)),
+                (team, feature, model, True, int(idle or 0)),
+            ]
+        return rows
+    tokens = select(*tags, func.sum(r.token_cost_nusd)).where(*in_range)
+    return [(t, f, m, False, int(n or 0)) for t, f, m, n in session.execute(tokens.group_by(*tags))]
+
+
+def _tag_spend_from_ledger(session: Session, basis: str, start: datetime, end: datetime) -> list[TagSpend]:
+    if basis == "gpu":
+        return _gpu_tag_spend_from_ledger(session, start, end)
+    t = TokenLedgerRow
+    tags = (t.team, t.feature, t.model)
+    query = select(*tags, func.sum(t.cost_nusd)).where(t.started_at >= start, t.started_at < end)
+    return [(team, f, m, False, int(n or 0)) for team, f, m, n in session.execute(query.group_by(*tags))]
+
+
+def _gpu_tag_spend_from_ledger(session: Session, start: datetime, end: datetime) -> list[TagSpend]:
+    g = GpuLedgerRow
+    # Idle windows are the rows that belong to no call.
+    idle = g.request_id.is_(None)
+    query = select(g.team, g.feature, g.model, idle, func.sum(g.cost_nusd)).where(
+        g.window_start >= start, g.window_start < end
+    )
+    grouped = session.execute(query.group_by(g.team, g.feature, g.model, idle))
+    return [(t, f, m, bool(i), int(n or 0)) for t, f, m, i, n in grouped]
+
+
+def hourly_rollup_spend(
+    session: Session, scope: Scope, basis: str, start: datetime, end: datetime
+) -> dict[datetime, int]:
+    """The rollups' spend within ``scope`` per hour in [start, end) (hours with none left out). Only
+    meaningful for hours before the rollups' cut (``split_by_source``)."""
+    return {hour: int(total or 0) for hour, total in _from_rollups(session, scope, basis, start, end, "hour")}
+
+
+def newest_spend_at(session: Session, basis: str) -> datetime | None:
+    """The latest time any spend of ``basis`` is recorded at (None: none yet): ledger reads past it are
+    known to be empty."""
+    if basis == "gpu":
+        newest: datetime | None = session.scalar(select(func.max(GpuLedgerRow.window_start)))
+    else:
+        newest = session.scalar(select(func.max(TokenLedgerRow.started_at)))
+    return newest
+
+
+def ledger_spend_nusd(session: Session, scope: Scope, basis: str, start: datetime, end: datetime) -> int:
+    """Spend within ``scope`` in [start, end) read from the ledger alone (for ranges past the cut)."""
+    return sum(int(total or 0) for _, total in _from_ledger(session, scope, basis, start, end, None))
 
 
 def _add(totals: Counter[str], rows: Any) -> None:
@@ -110,7 +212,12 @@ def _filters(table: Any, scope: Scope) -> list[Any]:
 
 
 def _from_rollups(
-    session: Session, scope: Scope, basis: str, start: datetime, end: datetime, by: GroupBy | None
+    session: Session,
+    scope: Scope,
+    basis: str,
+    start: datetime,
+    end: datetime,
+    by: GroupBy | Literal["hour"] | None,
 ) -> Any:
     r = UsageRollupRow
     if basis == "gpu":

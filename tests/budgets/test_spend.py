@@ -4,15 +4,19 @@ landed since (late ones in rolled-up hours too), in time zones whose months star
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select
 
 from finops.attribution.models import GpuLedgerRow
 from finops.attribution.service import mark_hours_dirty
 from finops.budgets.periods import month_bounds
-from finops.budgets.spend import Scope, spend_by, spend_nusd
+from finops.budgets.queries import daily_spend
+from finops.budgets.service import sync_config_budgets
+from finops.budgets.spend import Scope, spend_by, spend_nusd, spend_of_scopes
 from finops.db import make_engine, unit_of_work
 from finops.jobs.registry import run_job
 from finops.ledger.models import TokenLedgerRow
@@ -23,9 +27,14 @@ NOW = datetime(2026, 11, 20, 12, 30, tzinfo=UTC)
 
 def totals(engine, scope, start, end, basis="tokens"):
     with unit_of_work(engine) as session:
-        return spend_nusd(session, scope, basis, start, end), spend_by(
-            session, scope, basis, start, end, "feature"
-        )
+        total = spend_nusd(session, scope, basis, start, end)
+        # Many scopes read at once give each the same figure.
+        others = [Scope(), Scope(team="search"), Scope(team="ads", feature="a"), Scope(model="m")]
+        assert spend_of_scopes(session, [scope, *others], basis, start, end) == [
+            total,
+            *(spend_nusd(session, other, basis, start, end) for other in others),
+        ]
+        return total, spend_by(session, scope, basis, start, end, "feature")
 
 
 def test_spend_is_exact_before_and_after_rollups_and_with_late_calls(db_url):
@@ -113,9 +122,14 @@ def test_spend_matches_the_ledger_at_every_step_of_random_rollups_and_late_calls
     spend of every scope equals the plain sum of its ledger rows in the period."""
     rng = random.Random(20261130)
     engine = make_engine(db_url)
-    config = config_with(db_url, [], timezone="America/St_Johns")  # UTC-3:30: half-hour month edges
+    budgets = [{"name": "search", "scope": {"team": "search"}, "monthly_usd": 10}]
+    # UTC-3:30: half-hour month and day edges.
+    config = config_with(db_url, budgets, timezone="America/St_Johns")
+    zone = ZoneInfo(config.timezone)
     start, end = month_bounds(NOW, config.timezone)
     scopes = [Scope(), Scope(team="search"), Scope(feature="b"), Scope(team="ads", model="llama-8b")]
+    with unit_of_work(engine) as session:
+        sync_config_budgets(session, config)
     for step in range(12):
         for _ in range(rng.randint(1, 6)):
             at = start + timedelta(minutes=rng.randint(-90, int((end - start).total_seconds() // 60) + 90))
@@ -128,6 +142,7 @@ def test_spend_matches_the_ledger_at_every_step_of_random_rollups_and_late_calls
             )
         if rng.random() < 0.6:
             run_job(engine, config, "rollups", now=NOW + timedelta(minutes=step))
+        expected_of: dict[Scope, int] = {}
         with unit_of_work(engine) as session:
             for scope in scopes:
                 t = TokenLedgerRow
@@ -144,4 +159,18 @@ def test_spend_matches_the_ledger_at_every_step_of_random_rollups_and_late_calls
                 )
                 assert spend_nusd(session, scope, "tokens", start, end) == expected, (step, scope)
                 assert sum(spend_by(session, scope, "tokens", start, end, "team").values()) == expected
+                expected_of[scope] = expected
+            assert spend_of_scopes(session, scopes, "tokens", start, end) == [expected_of[s] for s in scopes]
+            # The burn-down's days: each the plain sum of the team's calls in that local day.
+            per_day: Counter[date] = Counter()
+            for at, cost in session.execute(
+                select(TokenLedgerRow.started_at, TokenLedgerRow.cost_nusd).where(
+                    TokenLedgerRow.team == "search",
+                    TokenLedgerRow.started_at >= start,
+                    TokenLedgerRow.started_at < end,
+                )
+            ):
+                per_day[at.astimezone(zone).date()] += cost
+            days = daily_spend(session, config, "search", start, end)
+            assert len(days) == 30 and all(total == per_day[day] for day, total in days), step
     engine.dispose()
