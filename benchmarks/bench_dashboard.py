@@ -3,14 +3,16 @@
     python benchmarks/bench_dashboard.py [--rows 10000000] [--days 60] [--reuse] [--repeat 5]
 
 Builds a Postgres database ``finops_bench_dashboard`` (dropped and made anew unless --reuse finds
-one already filled) holding ``--rows`` ledger rows over the last ``--days`` days: 8 teams x 4
-features, 4 models on 8 backends, three calls per trace. The derived tables the dashboards read are
+one already filled) holding ``--rows`` ledger rows over the last ``--days`` days: 8 teams of 4
+features each, 4 models on 8 backends, three calls per trace. The derived tables the dashboards read are
 made from that ledger in SQL, the way the jobs would shape them: hourly ``usage_rollups`` (with idle
 rows per backend and hour), one ``trace_costs`` row per trace and the hourly ``trace_rollups`` of
-those. Generating is not timed.
+those, hourly ``latency_sketches`` and the daily ones (by the latency job's own code); the jobs'
+watermarks are set at the newest ledger row, as when the jobs keep up. The config holds twelve budgets.
+Generating is not timed.
 
 Timed: every page's callbacks, called as the browser calls them (POST /_dash-update-component on the
-real Flask app, signed in), for an admin over the default period (7 days) and 30 days, and for a
+real Flask app, signed in), for an admin over 24 hours, the default period (7 days) and 30 days, and for a
 team member over 30 days. Prints the median and slowest of ``--repeat`` calls per callback.
 """
 
@@ -29,8 +31,12 @@ from sqlalchemy.orm import Session
 
 from dashboards.app import create_app
 from dashboards.passwords import hash_password
+from finops.budgets.service import sync_config_budgets
 from finops.config import FinopsConfig
+from finops.db import unit_of_work
 from finops.migrate import upgrade
+from finops.observability.rollup import rebuild_daily_sketches
+from finops.observability.sketch import GAMMA, MIN_VALUE
 from finops.traces.rollup import recompute_range
 
 ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -107,6 +113,31 @@ FROM (
 ) AS t
 """
 
+# Hourly latency sketches in the stored form (finops.observability.sketch: bucket ceil(log_gamma(v)),
+# values at or below MIN_VALUE counted as zeros), made in SQL because the latency job in Python would
+# take minutes over 10M rows; the daily ones are then made by the job's own code from these.
+SKETCH_INSERT = """
+INSERT INTO latency_sketches (hour, team, feature, model, backend, metric, calls, sketch)
+SELECT hour, team, feature, model, backend, metric, sum(n),
+    '{"z":' || sum(CASE WHEN k IS NULL THEN n ELSE 0 END)
+    || ',"k":[' || coalesce(string_agg(k::text, ',' ORDER BY k) FILTER (WHERE k IS NOT NULL), '')
+    || '],"c":[' || coalesce(string_agg(n::text, ',' ORDER BY k) FILTER (WHERE k IS NOT NULL), '') || ']}'
+FROM (
+    SELECT date_trunc('hour', started_at) AS hour, team, feature, model, coalesce(backend, '') AS backend,
+        m.metric, CASE WHEN m.v > :min_value THEN CAST(ceil(ln(m.v) / ln(:gamma)) AS int) END AS k,
+        count(*) AS n
+    FROM token_ledger
+    CROSS JOIN LATERAL (VALUES ('total', latency_ms), ('ttft', ttft_ms), ('itl', itl_ms)) AS m(metric, v)
+    WHERE status_code < 400 AND NOT client_disconnected AND m.v IS NOT NULL
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
+) AS buckets
+GROUP BY 1, 2, 3, 4, 5, 6
+"""
+
+# The ledger jobs' watermarks at the newest row, as in a deployment whose jobs keep up: budget spend then
+# reads the rollups for every whole hour and the ledger only after the rollups' cut.
+JOBS_CAUGHT_UP = ("rollups", "latency_rollups", "traces", "attribution")
+
 
 def log(message: str) -> None:
     print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
@@ -162,12 +193,25 @@ def generate(rows: int, days: int) -> None:
         with Session(bind=conn) as session:
             recompute_range(session, start, end + timedelta(hours=1))
         log("trace_rollups: done")
+        conn.execute(text(SKETCH_INSERT), {"gamma": GAMMA, "min_value": MIN_VALUE})
+        log("latency_sketches: done")
+        with Session(bind=conn) as session:
+            daily = rebuild_daily_sketches(session, start, end + timedelta(hours=1))
+        log(f"latency_daily_sketches: {daily:,} rows")
+        last_id = int(conn.scalar(text("SELECT max(id) FROM token_ledger")) or 0)
+        for job in JOBS_CAUGHT_UP:
+            conn.execute(
+                text(
+                    "INSERT INTO job_state (name, state, runs, last_run_at) VALUES (:name, :state, 1, :now)"
+                ),
+                {"name": job, "state": json.dumps({"last_ledger_id": last_id, "gaps": []}), "now": end},
+            )
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
     with engine.connect() as conn:
         counts = {
             table: int(conn.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
-            for table in ("token_ledger", "usage_rollups", "trace_costs")
+            for table in ("token_ledger", "usage_rollups", "trace_costs", "latency_sketches")
         }
     engine.dispose()
     log(f"generated: {counts}")
@@ -225,6 +269,18 @@ def main() -> None:
         {
             "database_url": DB_URL,
             "secret_key": "bench",
+            # A budget per team, two per feature and a fleet-wide one on each basis: the Overview page
+            # computes every budget's spend.
+            "budgets": [
+                *(
+                    {"name": f"team-{t}", "scope": {"team": f"team-{t}"}, "monthly_usd": 500}
+                    for t in range(8)
+                ),
+                {"name": "feature-1", "scope": {"feature": "feature-1"}, "monthly_usd": 100},
+                {"name": "feature-2", "scope": {"feature": "feature-2"}, "monthly_usd": 100},
+                {"name": "fleet-tokens", "monthly_usd": 5000},
+                {"name": "fleet-gpu", "monthly_usd": 50000, "basis": "gpu"},
+            ],
             "dashboard": {
                 "users": [
                     {"name": "admin", "role": "admin", "password_hash": password},
@@ -233,6 +289,11 @@ def main() -> None:
             },
         }
     )
+    # As the worker's budgets job would, within its first run.
+    engine = create_engine(DB_URL)
+    with unit_of_work(engine) as session:
+        sync_config_budgets(session, config)
+    engine.dispose()
     app = create_app(config)
     base = {
         "spend-by": "team",
@@ -243,6 +304,7 @@ def main() -> None:
         "alerts-page": 1,
     }
     runs = {
+        "admin, last 24 hours": ("admin", {**base, "f-period": "24h"}),
         "admin, last 7 days": ("admin", {**base, "f-period": "7d"}),
         "admin, last 30 days": ("admin", {**base, "f-period": "30d"}),
         "admin, 30 days, team filter": ("admin", {**base, "f-period": "30d", "f-team": "team-5"}),
