@@ -47,7 +47,12 @@ CHUNK_BYTES = 256 * 1024
 
 
 class ExportError(ValueError):
-    """A request that cannot be exported, with a message for the person who made it."""
+    """A request that cannot be exported, with a message for the person who made it and the input it is
+    about (``field``: format, basis, start, end, team, feature; None when no one input is)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -63,26 +68,33 @@ class ExportRequest:
 def check_request(session: Session, req: ExportRequest) -> None:
     """Raise ExportError for a request that cannot give a meaningful file; otherwise return."""
     if req.format not in FORMATS:
-        raise ExportError(f"unknown export format {req.format!r}; known: {', '.join(FORMATS)}")
+        raise ExportError(f"unknown export format {req.format!r}; known: {', '.join(FORMATS)}", "format")
     if req.basis not in BASES:
-        raise ExportError(f"unknown basis {req.basis!r}; known: {', '.join(BASES)}")
+        raise ExportError(f"unknown basis {req.basis!r}; known: {', '.join(BASES)}", "basis")
     if req.start is None or req.end is None:
         raise ExportError(
-            "give both the start and the end of the period (an open-ended range is not exported)"
+            "give both the start and the end of the period (an open-ended range is not exported)",
+            "start" if req.start is None else "end",
         )
     if req.start.tzinfo is None or req.end.tzinfo is None:
-        raise ExportError("start and end must carry a time zone (UTC)")
+        raise ExportError(
+            "start and end must carry a time zone (UTC)", "start" if req.start.tzinfo is None else "end"
+        )
     if req.end <= req.start:
         raise ExportError(
             f"the period is empty or inverted: end {req.end.isoformat()} "
-            f"is not after start {req.start.isoformat()}"
+            f"is not after start {req.start.isoformat()}",
+            "end",
         )
     if req.format == "focus" and (hour_of(req.start) != req.start or hour_of(req.end) != req.end):
-        raise ExportError("FOCUS charges are hourly: start and end must be whole hours (UTC), e.g. a date")
+        raise ExportError(
+            "FOCUS charges are hourly: start and end must be whole hours (UTC), e.g. a date",
+            "start" if hour_of(req.start) != req.start else "end",
+        )
     if req.team is not None and not _team_known(session, req.team):
-        raise ExportError(f"unknown team {req.team!r}: no call in the ledger and no API key has it")
+        raise ExportError(f"unknown team {req.team!r}: no call in the ledger and no API key has it", "team")
     if req.feature is not None and not _feature_known(session, req.feature):
-        raise ExportError(f"unknown feature {req.feature!r}: no call in the ledger has it")
+        raise ExportError(f"unknown feature {req.feature!r}: no call in the ledger has it", "feature")
 
 
 def _team_known(session: Session, team: str) -> bool:

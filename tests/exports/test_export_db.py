@@ -217,21 +217,23 @@ def test_ledger_export_has_every_call_once_with_its_costs(engine, db_url):
 
 
 @pytest.mark.parametrize(
-    "req,message",
+    "req,message,field",
     [
-        (ExportRequest("focus", END, START), "inverted"),
-        (ExportRequest("focus", START, START), "inverted"),
-        (ExportRequest("xlsx", START, END), "unknown export format"),  # type: ignore[arg-type]
-        (ExportRequest("focus", START, END, basis="euros"), "unknown basis"),  # type: ignore[arg-type]
-        (ExportRequest("focus", START, END, team="nobody"), "unknown team 'nobody'"),
-        (ExportRequest("ledger", START, END, feature="nothing"), "unknown feature 'nothing'"),
-        (ExportRequest("focus", START + timedelta(minutes=5), END), "whole hours"),
-        (ExportRequest("focus", START, None), "open-ended"),  # type: ignore[arg-type]
+        (ExportRequest("focus", END, START), "inverted", "end"),
+        (ExportRequest("focus", START, START), "inverted", "end"),
+        (ExportRequest("xlsx", START, END), "unknown export format", "format"),  # type: ignore[arg-type]
+        (ExportRequest("focus", START, END, basis="euros"), "unknown basis", "basis"),  # type: ignore[arg-type]
+        (ExportRequest("focus", START, END, team="nobody"), "unknown team 'nobody'", "team"),
+        (ExportRequest("ledger", START, END, feature="nothing"), "unknown feature 'nothing'", "feature"),
+        (ExportRequest("focus", START + timedelta(minutes=5), END), "whole hours", "start"),
+        (ExportRequest("focus", START, END + timedelta(minutes=5)), "whole hours", "end"),
+        (ExportRequest("focus", START, None), "open-ended", "end"),  # type: ignore[arg-type]
     ],
 )
-def test_bad_requests_are_refused_with_a_message(engine, db_url, req, message):
+def test_bad_requests_are_refused_with_a_message(engine, db_url, req, message, field):
     with unit_of_work(engine) as session:
-        with pytest.raises(ExportError, match=message):
+        with pytest.raises(ExportError, match=message) as refused:
             check_request(session, req)
+        assert refused.value.field == field
         with pytest.raises(ExportError, match=message):
             next(iter_export(session, config_for(db_url), req))

@@ -38,19 +38,6 @@ CSV: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _field_of(message: str) -> str | None:
-    """Which input an ExportError is about (its messages name it in words)."""
-    for field, marker in (
-        ("team", "team"),
-        ("feature", "feature"),
-        ("end", "period"),
-        ("start", "whole hours"),
-    ):
-        if marker in message:
-            return field
-    return None
-
-
 @router.get(
     "/exports/{format}",
     summary="a FOCUS or ledger CSV for a period, streamed",
@@ -79,7 +66,7 @@ def get_export(
         chunks = iter_export(session, context.config, request)
     except ExportError as exc:
         session.close()
-        raise invalid(str(exc), _field_of(str(exc))) from exc
+        raise invalid(str(exc), exc.field) from exc
     except BaseException:
         session.close()
         raise
