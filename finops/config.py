@@ -163,6 +163,10 @@ class JobsConfig(_Strict):
     # 30, not 60: a call that lands just after a run waits a whole period, so the worst alert latency is
     # one period plus a second or two; the promise is under 60 s (benchmarks/bench_alert_latency.py).
     budgets_every_s: float = Field(default=30.0, gt=0)
+    # How long a run waits for another run of the same job (or of another ledger job) to finish before it
+    # gives up and is skipped (Postgres; SQLite's own busy timeout applies there). The next scheduled
+    # run does the work; without a bound, a stuck run would hold every worker slot behind it.
+    lock_timeout_s: float = Field(default=600.0, gt=0)
 
 
 class TracesConfig(_Strict):

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from finops.config import FinopsConfig
@@ -175,6 +176,10 @@ class UnknownJob(KeyError):
     pass
 
 
+class JobBusy(RuntimeError):
+    """Another run held the job's lock for longer than ``jobs.lock_timeout_s``: this run did nothing."""
+
+
 def run_job(
     engine: Engine,
     config: FinopsConfig,
@@ -187,5 +192,21 @@ def run_job(
     job = JOBS.get(name)
     if job is None:
         raise UnknownJob(f"no job named {name!r}; known: {', '.join(sorted(JOBS))}")
-    with unit_of_work(engine) as session:
-        return job.runner(session, config, now, start, end)
+    try:
+        with unit_of_work(engine) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                # For this transaction only; every lock wait in it (the job rows first of all) is bounded.
+                timeout_ms = max(1, round(config.jobs.lock_timeout_s * 1000))
+                session.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
+            return job.runner(session, config, now, start, end)
+    except OperationalError as exc:
+        if _is_lock_timeout(exc):
+            raise JobBusy(
+                f"job {name!r}: another run held its lock for over {config.jobs.lock_timeout_s:g} s; skipped"
+            ) from exc
+        raise
+
+
+def _is_lock_timeout(exc: OperationalError) -> bool:
+    # psycopg's LockNotAvailable (SQLSTATE 55P03), without importing psycopg where it is not installed.
+    return getattr(exc.orig, "sqlstate", None) == "55P03"

@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from finops.config import FinopsConfig, load_config
 from finops.db import make_engine
-from finops.jobs.registry import JOBS, run_job
+from finops.jobs.registry import JOBS, JobBusy, run_job
 
 log = logging.getLogger("finops.worker")
 TASK_NAME = "finops.run_job"
@@ -89,13 +89,18 @@ def make_celery(config: FinopsConfig) -> Celery:
         max_retries=10,
     )
     def run_job_task(self: Any, name: str, start: str | None = None, end: str | None = None) -> str:
-        result = run_job(
-            _engine(config.database_url),
-            config,
-            name,
-            start=datetime.fromisoformat(start) if start else None,
-            end=datetime.fromisoformat(end) if end else None,
-        )
+        try:
+            result = run_job(
+                _engine(config.database_url),
+                config,
+                name,
+                start=datetime.fromisoformat(start) if start else None,
+                end=datetime.fromisoformat(end) if end else None,
+            )
+        except JobBusy as exc:
+            # Not retried: the next scheduled run does the work once the stuck one is gone.
+            log.warning("%s", exc)
+            return "skipped"
         log.info("job %s: %s", name, result)
         return repr(result)
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from finops.jobs.registry import JOBS, UnknownJob, run_job
+from finops.jobs.registry import JOBS, JobBusy, UnknownJob, run_job
 
 
 def parse_time(text: str) -> datetime:
@@ -76,6 +76,9 @@ def _jobs_run(args: argparse.Namespace) -> int:
     except UnknownJob as exc:
         print(f"finops jobs run: {exc.args[0]}", file=sys.stderr)
         return 2
+    except JobBusy as exc:
+        print(f"finops jobs run: {exc}", file=sys.stderr)
+        return 1
     print(f"{args.name}: {result}")
     return 0
 
