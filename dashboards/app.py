@@ -10,7 +10,7 @@ import flask
 from dash import Dash, Input, Output, dcc, html
 from sqlalchemy import Engine
 
-from dashboards.auth import Auth, Viewer, viewer
+from dashboards.auth import DB_CACHE_S, Auth, Viewer, viewer
 from dashboards.context import DashContext
 from dashboards.pages import alerts, amplification, gpus, latency, overview, spend, traces
 from dashboards.periods import DEFAULT_PRESET, PRESETS, resolve
@@ -100,15 +100,22 @@ def _shell() -> html.Div:
     )
 
 
-def create_app(config: FinopsConfig, engine: Engine | None = None, secret: str | None = None) -> Dash:
+def create_app(
+    config: FinopsConfig,
+    engine: Engine | None = None,
+    secret: str | None = None,
+    *,
+    db_users_cache_s: float = DB_CACHE_S,
+) -> Dash:
     """The app for ``config``; ``secret`` signs the session cookie (default: the config's secret_key,
-    else one generated once and kept in the database, shared by every replica)."""
+    else one generated once and kept in the database, shared by every replica). Users stored in the
+    database are read at most once per ``db_users_cache_s``."""
     engine = engine or make_engine(config.database_url, pool_pre_ping=True)
     ctx = DashContext(config, engine)
     if secret is None:
         secret = _stored_secret(ctx)
     server = flask.Flask("finops.dashboards")
-    Auth(config.dashboard, secret).install(server)
+    Auth(config.dashboard, secret, engine, db_cache_s=db_users_cache_s).install(server)
     app = Dash(
         "finops.dashboards",
         server=server,  # type: ignore[arg-type]  # Dash's stubs miss the Flask server it accepts

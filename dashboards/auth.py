@@ -4,8 +4,12 @@ Nothing of the app answers without a login: not a page, not Dash's layout or dep
 callback (``/_dash-update-component``), not a static asset. Pages redirect to ``/login``; Dash's own
 endpoints answer 401 so that the browser's app notices instead of parsing a login page.
 
-Each request looks the user up again in the config, so a removed user or a changed password or role
-ends existing sessions at once (the session stores a fingerprint of the password hash).
+Users are those under ``dashboard.users`` in the config plus those stored in the database
+(``finops dashboard-user add``); a config user hides a stored one of the same name. Each request looks
+the user up again, so a removed user or a changed password ends existing sessions (the session stores a
+fingerprint of the password hash) and a changed role applies. Config users are as loaded at start;
+stored ones take a change within ``db_cache_s`` (5 seconds by default), since they are read at most that
+often so that the many callbacks of one page do not each pay a query. A login always reads afresh.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,13 +26,20 @@ from typing import Literal
 from urllib.parse import quote, urlsplit
 
 import flask
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
 from dashboards.passwords import DUMMY_HASH, verify_password
 from finops.config import DashboardConfig, DashboardUserConfig
+from finops.dashboard_users import stored_users
+from finops.db import unit_of_work
+
+log = logging.getLogger(__name__)
 
 Role = Literal["admin", "finance", "team"]
 OPEN_PATHS = frozenset({"/login", "/logout", "/healthz"})
+DB_CACHE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -51,21 +64,70 @@ def session_secret(config_secret: str) -> str:
     return hmac.new(config_secret.encode(), b"finops dashboard session", hashlib.sha256).hexdigest()
 
 
+class StoredUsers:
+    """The dashboard users in the database, read at most once per ``ttl_s``.
+
+    Waitress serves requests from several threads, hence the lock. When the database cannot be read
+    (down, or not migrated yet) there are no stored users until it can: they cannot sign in, and their
+    sessions stop, while config users are unaffected.
+    """
+
+    def __init__(self, engine: Engine, ttl_s: float) -> None:
+        self.engine = engine
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._users: dict[str, DashboardUserConfig] = {}
+        self._read_at: float | None = None
+
+    def get(self, *, fresh: bool = False) -> dict[str, DashboardUserConfig]:
+        with self._lock:
+            now = time.monotonic()
+            if fresh or self._read_at is None or now - self._read_at >= self.ttl_s:
+                self._users = self._read()
+                self._read_at = now
+            return self._users
+
+    def _read(self) -> dict[str, DashboardUserConfig]:
+        try:
+            with unit_of_work(self.engine) as session:
+                return {user.name: user for user in stored_users(session)}
+        except SQLAlchemyError as exc:
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()
+            log.warning("dashboard users in the database cannot be read: %s", reason[0] if reason else exc)
+            return {}
+
+
 class Auth:
-    def __init__(self, config: DashboardConfig, secret: str) -> None:
+    def __init__(
+        self,
+        config: DashboardConfig,
+        secret: str,
+        engine: Engine | None = None,
+        *,
+        db_cache_s: float = DB_CACHE_S,
+    ) -> None:
+        """``engine``: where stored users are read; without it only the config's users sign in."""
         self.config = config
         self.secret = secret
-        self.users = {user.name: user for user in config.users}
+        self.config_users = {user.name: user for user in config.users}
+        self.stored = StoredUsers(engine, db_cache_s) if engine is not None else None
+
+    def users(self, *, fresh: bool = False) -> dict[str, DashboardUserConfig]:
+        """Everyone who may sign in, by name; config wins over the database."""
+        if self.stored is None:
+            return self.config_users
+        return self.stored.get(fresh=fresh) | self.config_users
 
     def check(self, name: str, password: str) -> DashboardUserConfig | None:
-        user = self.users.get(name)
+        # Fresh: a user added a moment ago can sign in at once (a login costs an scrypt hash anyway).
+        user = self.users(fresh=True).get(name)
         ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
         return user if ok and user else None
 
     def current(self) -> Viewer | None:
         """The logged-in viewer of this request, or None (the cookie is signed: only we made it)."""
         name = flask.session.get("user")
-        user = self.users.get(name) if isinstance(name, str) else None
+        user = self.users().get(name) if isinstance(name, str) else None
         if user is None:
             return None
         if flask.session.get("fp") != _fingerprint(user, self.secret):
@@ -112,10 +174,10 @@ class Auth:
                 flask.session.update(user=user.name, fp=_fingerprint(user, self.secret), at=time.time())
                 return flask.redirect(next_url)
             error = "Wrong user name or password."
-        if not self.users:
+        if not self.users():
             error = (
-                "No dashboard users are configured: add one under dashboard.users in finops.yaml "
-                "(hash the password with `finops dashboard-user hash`)."
+                "No dashboard users are configured: add one with `finops dashboard-user add`, or under "
+                "dashboard.users in finops.yaml (hash the password with `finops dashboard-user hash`)."
             )
         return login_page(error, next_url)
 

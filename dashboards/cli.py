@@ -1,4 +1,6 @@
-"""``finops dashboard`` (serve the app); ``finops dashboard-user hash`` (a password hash for the config)."""
+"""``finops dashboard`` (serve the app) and ``finops dashboard-user`` (its users): ``hash`` makes a
+password hash for dashboard.users in finops.yaml; ``add``, ``list``, ``remove`` and ``passwd`` manage the
+users kept in the database, which sign in beside the config's (config wins on a shared name)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,26 @@ import contextlib
 import getpass
 import signal
 import sys
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from finops.config import FinopsConfig
+
+PROG = "finops dashboard-user"
+
+
+def _has_users(config: FinopsConfig) -> bool:
+    """Whether anyone can sign in; a database that is away or not migrated yet counts as no users."""
+    from finops.dashboard_users import list_users
+    from finops.db import engine_scope, unit_of_work
+
+    if config.dashboard.users:
+        return True
+    try:
+        with engine_scope(config.database_url) as engine, unit_of_work(engine) as session:
+            return bool(list_users(session))
+    except SQLAlchemyError:
+        return False
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -18,10 +40,10 @@ def _serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     host = args.host or config.dashboard.host
     port = args.port if args.port is not None else config.dashboard.port
-    if not config.dashboard.users:
+    if not _has_users(config):
         print(
-            "finops dashboard: no users under dashboard.users: nobody can sign in. "
-            "Add one (hash its password with `finops dashboard-user hash`).",
+            "finops dashboard: no dashboard users: nobody can sign in. Add one with "
+            "`finops dashboard-user add`, or under dashboard.users (`finops dashboard-user hash`).",
             file=sys.stderr,
         )
     app = create_app(config)
@@ -36,21 +58,104 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refused(message: str) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return 2
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    """One line of standard input, or typed twice at the terminal; None when the two differ."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password = getpass.getpass("password: ")
+    return password if getpass.getpass("again: ") == password else None
+
+
 def _hash(args: argparse.Namespace) -> int:
     from dashboards.passwords import PasswordError, hash_password
 
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = getpass.getpass("password: ")
-        if getpass.getpass("again: ") != password:
-            print("finops dashboard-user: the passwords differ", file=sys.stderr)
-            return 2
+    password = _read_password(args)
+    if password is None:
+        return _refused("the passwords differ")
     try:
         print(hash_password(password))
     except PasswordError as exc:
-        print(f"finops dashboard-user: {exc}", file=sys.stderr)
-        return 2
+        return _refused(str(exc))
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    from finops.cli import config_from_args
+    from finops.dashboard_users import DashboardUserError, add_user, check_new_user
+    from finops.db import engine_scope, unit_of_work
+
+    config = config_from_args(args)
+    with engine_scope(config.database_url) as engine:
+        try:
+            # Checked before the password is asked for: a wrong --team should not cost typing it twice.
+            with unit_of_work(engine) as session:
+                check_new_user(session, args.name, args.role, args.team, config=config.dashboard)
+            password = _read_password(args)
+            if password is None:
+                return _refused("the passwords differ")
+            with unit_of_work(engine) as session:
+                row = add_user(session, args.name, args.role, args.team, password, config=config.dashboard)
+        except DashboardUserError as exc:
+            return _refused(str(exc))
+    print(f"added dashboard user {row.name}, role {row.role}" + (f", team {row.team}" if row.team else ""))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from finops.cli import config_from_args
+    from finops.dashboard_users import all_users
+    from finops.db import engine_scope, unit_of_work
+    from finops.tables import render_table
+
+    config = config_from_args(args)
+    with engine_scope(config.database_url) as engine, unit_of_work(engine) as session:
+        lines = [
+            (u.name, u.role, u.team or "-", u.source + (" (hidden by config)" if u.hidden_by_config else ""))
+            for u in all_users(session, config.dashboard)
+        ]
+    print(render_table(("NAME", "ROLE", "TEAM", "SOURCE"), lines))
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from finops.cli import config_from_args
+    from finops.dashboard_users import DashboardUserError, remove_user
+    from finops.db import engine_scope, unit_of_work
+
+    config = config_from_args(args)
+    try:
+        with engine_scope(config.database_url) as engine, unit_of_work(engine) as session:
+            remove_user(session, args.name, config=config.dashboard)
+    except DashboardUserError as exc:
+        return _refused(str(exc))
+    print(f"removed dashboard user {args.name}; the dashboards end its sessions within seconds")
+    return 0
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    from finops.cli import config_from_args
+    from finops.dashboard_users import DashboardUserError, check_password_change, set_password
+    from finops.db import engine_scope, unit_of_work
+
+    config = config_from_args(args)
+    with engine_scope(config.database_url) as engine:
+        try:
+            with unit_of_work(engine) as session:
+                # The user must exist (and not be a config one) before the password is asked for.
+                check_password_change(session, args.name, config=config.dashboard)
+            password = _read_password(args)
+            if password is None:
+                return _refused("the passwords differ")
+            with unit_of_work(engine) as session:
+                set_password(session, args.name, password, config=config.dashboard)
+        except DashboardUserError as exc:
+            return _refused(str(exc))
+    print(f"changed the password of dashboard user {args.name}; its sessions end within seconds")
     return 0
 
 
@@ -87,7 +192,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.set_defaults(handler=_serve)
 
     users = subparsers.add_parser(
-        "dashboard-user", help="dashboard users: make a password hash for finops.yaml"
+        "dashboard-user",
+        help="dashboard users: add, list, remove, passwd (in the database); hash (for finops.yaml)",
     )
     actions = users.add_subparsers(dest="dashboard_user_command", required=True, metavar="ACTION")
     hashing = actions.add_parser(
@@ -97,7 +203,41 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "{name: ana, role: finance, password_hash: ...} "
         "(role admin|finance|team; team users also take team:).",
     )
-    hashing.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
+    _add_password_stdin(hashing)
     hashing.set_defaults(handler=_hash)
+
+    add = actions.add_parser(
+        "add",
+        help="add a dashboard user to the database (asks for the password twice)",
+        description="Adds a user who signs in beside those under dashboard.users in finops.yaml. "
+        "A name taken by a config user is refused: config wins.",
+    )
+    add_config_argument(add)
+    add.add_argument("name")
+    add.add_argument("--role", required=True, metavar="admin|finance|team")
+    add.add_argument("--team", default=None, help="the one team a role-team user sees (required for it)")
+    _add_password_stdin(add)
+    add.set_defaults(handler=_add)
+
+    listing = actions.add_parser("list", help="list dashboard users, from config and database (no hashes)")
+    add_config_argument(listing)
+    listing.set_defaults(handler=_list)
+
+    remove = actions.add_parser(
+        "remove", help="remove a dashboard user from the database; its sessions end within seconds"
+    )
+    add_config_argument(remove)
+    remove.add_argument("name")
+    remove.set_defaults(handler=_remove)
+
+    passwd = actions.add_parser(
+        "passwd", help="change a database user's password; its sessions end within seconds"
+    )
+    add_config_argument(passwd)
+    passwd.add_argument("name")
+    _add_password_stdin(passwd)
+    passwd.set_defaults(handler=_passwd)
+
+
+def _add_password_stdin(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--password-stdin", action="store_true", help="read the password from standard input")

@@ -4,6 +4,7 @@ from finops.alerts.models import AlertDeliveryRow, BudgetAlertRow
 from finops.api.models import ManagementTokenRow
 from finops.attribution.models import GpuLedgerRow
 from finops.budgets.models import BudgetRow
+from finops.dashboard_users import DashboardUserRow
 from finops.db import Base
 from finops.jobs.models import JobStateRow
 from finops.keys.models import ApiKeyRow, SettingRow
@@ -26,6 +27,7 @@ __all__ = [
     "BudgetAlertRow",
     "BudgetRow",
     "CallEventRow",
+    "DashboardUserRow",
     "GpuLedgerRow",
     "JobStateRow",
     "LatencyIncidentRow",
