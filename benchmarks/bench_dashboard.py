@@ -8,7 +8,8 @@ features each, 4 models on 8 backends, three calls per trace. The derived tables
 made from that ledger in SQL, the way the jobs would shape them: hourly ``usage_rollups`` (with idle
 rows per backend and hour), one ``trace_costs`` row per trace and the hourly ``trace_rollups`` of
 those, hourly ``latency_sketches`` and the daily ones (by the latency job's own code); the jobs'
-watermarks are set at the newest ledger row, as when the jobs keep up. The config holds twelve budgets.
+watermarks are set at the newest ledger row, as when the jobs keep up. The config holds twelve budgets;
+5,000 budget alerts with two deliveries each are added when the database has none.
 Generating is not timed.
 
 Timed: every page's callbacks, called as the browser calls them (POST /_dash-update-component on the
@@ -137,6 +138,33 @@ GROUP BY 1, 2, 3, 4, 5, 6
 # The ledger jobs' watermarks at the newest row, as in a deployment whose jobs keep up: budget spend then
 # reads the rollups for every whole hour and the ledger only after the rollups' cut.
 JOBS_CAUGHT_UP = ("rollups", "latency_rollups", "traces", "attribution")
+
+# Alerts for the Alerts page and the Overview's list: ALERTS budget alerts over the budgets (one per
+# budget, threshold and month, going back in time), each with a Slack and an email delivery in a mix
+# of states. Far more than a deployment keeps in a year; the pages read them newest first.
+ALERTS = 5000
+ALERT_INSERT = """
+INSERT INTO budget_alerts (budget_id, budget_name, team, feature, model, basis, kind, threshold, notified,
+    period_start, period_end, spend_nusd, amount_nusd, forecast_nusd, subject, created_at)
+SELECT b.id, b.name, b.team, b.feature, b.model, b.basis, 'threshold',
+    (ARRAY[0.5, 0.8, 1.0, 1.2])[1 + (i / n) % 4], true,
+    :month - make_interval(months => CAST(i / (n * 4) AS int)),
+    :month - make_interval(months => CAST(i / (n * 4) - 1 AS int)),
+    b.monthly_nusd * (ARRAY[5, 8, 10, 12])[1 + (i / n) % 4] / 10, b.monthly_nusd,
+    b.monthly_nusd, 'Budget ' || b.name || ' passed a threshold', :now - make_interval(mins => CAST(i AS int))
+FROM generate_series(0, :alerts - 1) AS i
+JOIN (SELECT row_number() OVER (ORDER BY id) - 1 AS k, count(*) OVER () AS n, * FROM budgets) AS b
+    ON b.k = i % b.n
+"""
+DELIVERY_INSERT = """
+INSERT INTO alert_deliveries (source, source_id, channel, subject, text, html, slack_blocks, status, attempts,
+    last_error, created_at, next_attempt_at, claimed_at, delivered_at)
+SELECT 'budget', CAST(a.id AS text), c.channel, a.subject, a.subject, '<p>' || a.subject || '</p>', '[]',
+    (ARRAY['delivered', 'delivered', 'delivered', 'failed', 'pending'])[1 + a.id % 5],
+    1 + a.id % 3, CASE WHEN a.id % 5 = 3 THEN 'HTTP 500 from the webhook' END, a.created_at, a.created_at,
+    NULL, CASE WHEN a.id % 5 < 3 THEN a.created_at END
+FROM budget_alerts AS a CROSS JOIN (VALUES ('ops-slack'), ('finance-email')) AS c(channel)
+"""
 
 
 def log(message: str) -> None:
@@ -293,6 +321,12 @@ def main() -> None:
     engine = create_engine(DB_URL)
     with unit_of_work(engine) as session:
         sync_config_budgets(session, config)
+        if not session.scalar(text("SELECT count(*) FROM budget_alerts")):
+            now = datetime.now(UTC)
+            month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            session.execute(text(ALERT_INSERT), {"alerts": ALERTS, "month": month, "now": now})
+            session.execute(text(DELIVERY_INSERT))
+            log(f"alerts: {ALERTS:,} budget alerts, {2 * ALERTS:,} deliveries")
     engine.dispose()
     app = create_app(config)
     base = {
