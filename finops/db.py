@@ -64,7 +64,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-CUSTOM_PLANS = "-c plan_cache_mode=force_custom_plan"
+DEFAULT_CONNECT_TIMEOUT_S = 10
 
 
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
@@ -77,9 +77,13 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
     # psycopg prepares a statement on its fifth run, and Postgres may then plan it once for any
     # parameters. Our range reads depend on the values: "min(started_at) WHERE id >= $1" with a generic
     # plan walks the whole started_at index (a second on 10M rows) where the planned-per-value query
-    # reads one index entry. Planning each run costs well under a millisecond.
-    options = " ".join(filter(None, [str(url.query.get("options") or ""), CUSTOM_PLANS]))
-    connect_args = {**kwargs.pop("connect_args", {}), "options": options}
+    # reads one index entry. So no server-side prepares: every run is planned for its values. (Not a
+    # plan_cache_mode startup option: PgBouncer refuses unknown startup parameters, and an explicit
+    # "options" would replace the user's PGOPTIONS.)
+    connect_args: dict[str, Any] = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
+    if "connect_timeout" not in url.query:
+        # Without it an unreachable server holds a caller for the OS's TCP timeout (minutes).
+        connect_args.setdefault("connect_timeout", DEFAULT_CONNECT_TIMEOUT_S)
     return create_engine(url, connect_args=connect_args, **kwargs)
 
 
