@@ -152,6 +152,10 @@ class AttributionConfig(_Strict):
     longest_call_s: float = Field(default=3600.0, gt=0)
 
 
+# Postgres's lock_timeout is a 32-bit count of milliseconds.
+MAX_LOCK_TIMEOUT_S = 2_147_483
+
+
 class JobsConfig(_Strict):
     # Seconds between scheduled runs (Celery beat).
     attribution_every_s: float = Field(default=60.0, gt=0)
@@ -164,9 +168,12 @@ class JobsConfig(_Strict):
     # one period plus a second or two; the promise is under 60 s (benchmarks/bench_alert_latency.py).
     budgets_every_s: float = Field(default=30.0, gt=0)
     # How long a run waits for another run of the same job (or of another ledger job) to finish before it
-    # gives up and is skipped (Postgres; SQLite's own busy timeout applies there). The next scheduled
-    # run does the work; without a bound, a stuck run would hold every worker slot behind it.
-    lock_timeout_s: float = Field(default=600.0, gt=0)
+    # gives up and is skipped (Postgres; SQLite's own busy timeout applies there). Scheduled runs wait
+    # briefly: the run in progress is doing the work, the next one picks up what is left, and a stuck
+    # run must not hold the worker's slots (alert deliveries and budgets wait behind them). A run asked
+    # for by hand (finops jobs run, finops export's refresh) waits longer.
+    scheduled_lock_timeout_s: float = Field(default=5.0, gt=0, le=MAX_LOCK_TIMEOUT_S)
+    lock_timeout_s: float = Field(default=600.0, gt=0, le=MAX_LOCK_TIMEOUT_S)
 
 
 class TracesConfig(_Strict):

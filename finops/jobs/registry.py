@@ -188,21 +188,25 @@ def run_job(
     now: datetime | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    lock_timeout_s: float | None = None,
 ) -> Any:
+    """Run job ``name`` once in one transaction. A wait for another run's lock longer than
+    ``lock_timeout_s`` (default ``jobs.lock_timeout_s``) raises JobBusy, having done nothing."""
     job = JOBS.get(name)
     if job is None:
         raise UnknownJob(f"no job named {name!r}; known: {', '.join(sorted(JOBS))}")
+    timeout_s = config.jobs.lock_timeout_s if lock_timeout_s is None else lock_timeout_s
     try:
         with unit_of_work(engine) as session:
             if session.get_bind().dialect.name == "postgresql":
                 # For this transaction only; every lock wait in it (the job rows first of all) is bounded.
-                timeout_ms = max(1, round(config.jobs.lock_timeout_s * 1000))
+                timeout_ms = max(1, round(timeout_s * 1000))
                 session.execute(text(f"SET LOCAL lock_timeout = {timeout_ms}"))
             return job.runner(session, config, now, start, end)
     except OperationalError as exc:
         if _is_lock_timeout(exc):
             raise JobBusy(
-                f"job {name!r}: another run held its lock for over {config.jobs.lock_timeout_s:g} s; skipped"
+                f"job {name!r}: another run held its lock for over {timeout_s:g} s; skipped"
             ) from exc
         raise
 

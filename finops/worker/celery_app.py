@@ -96,6 +96,7 @@ def make_celery(config: FinopsConfig) -> Celery:
                 name,
                 start=datetime.fromisoformat(start) if start else None,
                 end=datetime.fromisoformat(end) if end else None,
+                lock_timeout_s=config.jobs.scheduled_lock_timeout_s,
             )
         except JobBusy as exc:
             # Not retried: the next scheduled run does the work once the stuck one is gone.
