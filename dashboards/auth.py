@@ -67,9 +67,11 @@ def session_secret(config_secret: str) -> str:
 class StoredUsers:
     """The dashboard users in the database, read at most once per ``ttl_s``.
 
-    Waitress serves requests from several threads, hence the lock. When the database cannot be read
-    (down, or not migrated yet) there are no stored users until it can: they cannot sign in, and their
-    sessions stop, while config users are unaffected.
+    Waitress serves requests from several threads. One of them refreshes a stale copy while the others
+    go on with the copy they have (the database read is never made under the lock: an unreachable
+    server would hold every request, config users' too, for the connect timeout). When the database
+    cannot be read (down, or not migrated yet) there are no stored users until it can: they cannot sign
+    in, and their sessions stop, while config users are unaffected.
     """
 
     def __init__(self, engine: Engine, ttl_s: float) -> None:
@@ -78,13 +80,29 @@ class StoredUsers:
         self._lock = threading.Lock()
         self._users: dict[str, DashboardUserConfig] = {}
         self._read_at: float | None = None
+        self._refreshing = False
 
     def get(self, *, fresh: bool = False) -> dict[str, DashboardUserConfig]:
+        if fresh:
+            return self._store(self._read(), time.monotonic())
         with self._lock:
-            now = time.monotonic()
-            if fresh or self._read_at is None or now - self._read_at >= self.ttl_s:
-                self._users = self._read()
-                self._read_at = now
+            started = time.monotonic()
+            current = self._read_at is not None and started - self._read_at < self.ttl_s
+            # Before the first read there is no copy to go on with: each caller reads for itself.
+            if current or (self._refreshing and self._read_at is not None):
+                return self._users
+            self._refreshing = True
+        try:
+            users = self._read()
+        finally:
+            with self._lock:
+                self._refreshing = False
+        return self._store(users, started)
+
+    def _store(self, users: dict[str, DashboardUserConfig], read_at: float) -> dict[str, DashboardUserConfig]:
+        with self._lock:
+            if self._read_at is None or read_at >= self._read_at:
+                self._users, self._read_at = users, read_at
             return self._users
 
     def _read(self) -> dict[str, DashboardUserConfig]:

@@ -17,18 +17,32 @@ from finops.config import FinopsConfig
 PROG = "finops dashboard-user"
 
 
-def _has_users(config: FinopsConfig) -> bool:
-    """Whether anyone can sign in; a database that is away or not migrated yet counts as no users."""
-    from finops.dashboard_users import list_users
+def _user_warnings(config: FinopsConfig) -> list[str]:
+    """What to tell the operator about the users at start: nobody can sign in, or stored users that a
+    config user hides (they come back if the config entry goes). A database that is away or not
+    migrated yet counts as holding no users."""
+    from finops.dashboard_users import hidden_stored_names, list_users
     from finops.db import engine_scope, unit_of_work
 
-    if config.dashboard.users:
-        return True
     try:
         with engine_scope(config.database_url) as engine, unit_of_work(engine) as session:
-            return bool(list_users(session))
+            stored = bool(list_users(session))
+            hidden = hidden_stored_names(session, config.dashboard)
     except SQLAlchemyError:
-        return False
+        stored, hidden = False, []
+    warnings = []
+    if not config.dashboard.users and not stored:
+        warnings.append(
+            "no dashboard users: nobody can sign in. Add one with "
+            "`finops dashboard-user add`, or under dashboard.users (`finops dashboard-user hash`)."
+        )
+    for name in hidden:
+        warnings.append(
+            f"dashboard user {name!r} is both in finops.yaml and in the database; the config entry wins, "
+            f"and the stored one (its own password and role) would sign in again if the config entry were "
+            f"removed: `finops dashboard-user remove {name}` unless that is meant."
+        )
+    return warnings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -40,12 +54,8 @@ def _serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     host = args.host or config.dashboard.host
     port = args.port if args.port is not None else config.dashboard.port
-    if not _has_users(config):
-        print(
-            "finops dashboard: no dashboard users: nobody can sign in. Add one with "
-            "`finops dashboard-user add`, or under dashboard.users (`finops dashboard-user hash`).",
-            file=sys.stderr,
-        )
+    for warning in _user_warnings(config):
+        print(f"finops dashboard: {warning}", file=sys.stderr)
     app = create_app(config)
 
     def _stop(_signum: int, _frame: object) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import CheckConstraint, String, Text, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from finops.config import DashboardConfig, DashboardUserConfig
@@ -145,8 +146,12 @@ def add_user(
         created_at=now,
         updated_at=now,
     )
-    session.add(row)
-    session.flush()
+    try:
+        session.add(row)
+        session.flush()
+    except IntegrityError:
+        # Another add of the same name committed between the check and this insert.
+        raise DashboardUserError(f"a dashboard user named {name!r} exists already") from None
     return row
 
 
@@ -163,6 +168,12 @@ def all_users(session: Session, config: DashboardConfig) -> list[ListedUser]:
         for row in list_users(session)
     ]
     return listed
+
+
+def hidden_stored_names(session: Session, config: DashboardConfig) -> list[str]:
+    """Stored users that a config user of the same name hides. Each comes back into force, with its own
+    password and role, if the config entry is removed: worth a warning wherever the two meet."""
+    return [listed.name for listed in all_users(session, config) if listed.hidden_by_config]
 
 
 def remove_user(session: Session, name: str, *, config: DashboardConfig) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from sqlalchemy import Engine, event, inspect
 
 import finops.models  # noqa: F401  (every model, so that metadata is whole)
 from dashboards.app import create_app
-from dashboards.cli import _has_users
+from dashboards.cli import _user_warnings
 from dashboards.passwords import hash_password
 from finops.cli import main
 from finops.config import DashboardConfig, DashboardUserConfig, FinopsConfig
@@ -338,11 +339,51 @@ def test_typed_passwords_that_differ_are_refused(engine, db_url, tmp_path, monke
 
 def test_the_server_counts_database_users_and_a_database_not_migrated_yet_as_none(engine, db_url, tmp_path):
     config = config_for(db_url)
-    assert not _has_users(config)
+    assert [w for w in _user_warnings(config) if w.startswith("no dashboard users")]
     add(engine, config, "fin", "finance", None, "finance-pass")
-    assert _has_users(config)
+    assert _user_warnings(config) == []
     with fresh_sqlite(tmp_path, migrate=False) as bare_url:
-        assert not _has_users(config_for(bare_url))
+        assert _user_warnings(config_for(bare_url))[0].startswith("no dashboard users")
+
+
+def test_the_server_warns_of_a_stored_user_hidden_by_a_config_one(engine, db_url):
+    # Removing carol from finops.yaml would let the stored carol (admin, its own password) sign in again.
+    add(engine, config_for(db_url), "carol", "admin", None, "carol-db-pass")
+    warnings = _user_warnings(config_for(db_url, carol()))
+    assert len(warnings) == 1
+    assert "'carol' is both in finops.yaml and in the database" in warnings[0]
+    assert "finops dashboard-user remove carol" in warnings[0]
+
+
+def test_a_name_added_twice_at_once_is_refused_not_a_crash(pg_url):
+    """Two adds of one name, each checking before the other commits: the second gets the clear refusal."""
+    engine = make_engine(pg_url)
+    config = config_for(pg_url)
+    outcome: list[BaseException | None] = []
+    try:
+        with unit_of_work(engine) as first:
+            add_user(first, "dan", "admin", None, "dan-pass-1", config=config.dashboard)
+
+            def second_add() -> None:
+                try:
+                    with unit_of_work(engine) as second:
+                        # Sees no committed dan, so its insert waits on the first's, then meets it.
+                        add_user(second, "dan", "finance", None, "dan-pass-2", config=config.dashboard)
+                    outcome.append(None)
+                except BaseException as exc:  # handed to the test thread
+                    outcome.append(exc)
+
+            racer = threading.Thread(target=second_add)
+            racer.start()
+            racer.join(timeout=1.0)
+            assert racer.is_alive(), "the second add did not wait for the first"
+        racer.join(timeout=30)
+        assert len(outcome) == 1 and isinstance(outcome[0], DashboardUserError), outcome
+        assert "'dan' exists already" in str(outcome[0])
+        with unit_of_work(engine) as session:
+            assert [(row.name, row.role) for row in list_users(session)] == [("dan", "admin")]
+    finally:
+        engine.dispose()
 
 
 # --- schema -------------------------------------------------------------------------------------------
