@@ -24,7 +24,7 @@ from finops.budgets.models import BudgetRow
 from finops.budgets.periods import month_bounds
 from finops.budgets.queries import scope_key
 from finops.budgets.service import channels_of, list_budgets, scope_of, sync_config_budgets, thresholds_of
-from finops.budgets.spend import IDLE_GROUP, spend_by
+from finops.budgets.spend import IDLE_GROUP, spend_by, spend_of_scopes
 from finops.budgets.sql import insert_ignore
 from finops.config import FinopsConfig
 
@@ -55,8 +55,15 @@ def run_budgets(session: Session, config: FinopsConfig, now: datetime | None = N
     alerts = deliveries = 0
     alert_ids: list[int] = []
     budgets = list_budgets(session)
+    start, _end = month_bounds(now, config.timezone)
+    # Most runs record nothing: the spend of every budget (one grouped read per basis) and the alerts
+    # already recorded this period (one read) settle that without a query per budget.
+    spend = _spend_of(session, budgets, now, config)
+    recorded = _recorded_alerts(session, start)
     for row in budgets:
-        new_ids, sent = evaluate_budget(session, config, row, now)
+        new_ids, sent = evaluate_budget(
+            session, config, row, now, spend_nusd=spend[row.id], recorded=recorded.get(row.id, [])
+        )
         alert_ids += new_ids
         alerts += len(new_ids)
         deliveries += sent
@@ -64,30 +71,68 @@ def run_budgets(session: Session, config: FinopsConfig, now: datetime | None = N
     return BudgetsResult(len(budgets), alerts, deliveries, len(swept), alert_ids)
 
 
+def _spend_of(
+    session: Session, budgets: list[BudgetRow], now: datetime, config: FinopsConfig
+) -> dict[int, int]:
+    start, end = month_bounds(now, config.timezone)
+    spend: dict[int, int] = {}
+    for basis in sorted({row.basis for row in budgets}):
+        mine = [row for row in budgets if row.basis == basis]
+        totals = spend_of_scopes(session, [scope_key(row) for row in mine], basis, start, end)
+        spend.update({row.id: total for row, total in zip(mine, totals, strict=True)})
+    return spend
+
+
+Recorded = list[tuple[str, Decimal]]
+
+
+def _recorded_alerts(session: Session, period_start: datetime) -> dict[int, Recorded]:
+    """(kind, threshold) of the alerts recorded for the period, per budget id."""
+    a = BudgetAlertRow
+    recorded: dict[int, Recorded] = {}
+    rows = session.execute(select(a.budget_id, a.kind, a.threshold).where(a.period_start == period_start))
+    for budget_id, kind, threshold in rows:
+        recorded.setdefault(budget_id, []).append((kind, Decimal(threshold)))
+    return recorded
+
+
 def evaluate_budget(
-    session: Session, config: FinopsConfig, row: BudgetRow, now: datetime
+    session: Session,
+    config: FinopsConfig,
+    row: BudgetRow,
+    now: datetime,
+    *,
+    spend_nusd: int | None = None,
+    recorded: Recorded | None = None,
 ) -> tuple[list[int], int]:
     """Record the alerts ``row`` calls for now; returns the ids of alerts this run created and the
-    number of deliveries it enqueued."""
+    number of deliveries it enqueued. ``spend_nusd`` and ``recorded``, when given, are this period's
+    figures read for many budgets at once; they only decide whether there is anything to do."""
     start, end = month_bounds(now, config.timezone)
     scope = scope_key(row)
+    if recorded is None:
+        recorded = _recorded_alerts(session, start).get(row.id, [])
+
+    def decide(spend: int) -> list[evaluate.Decision]:
+        return evaluate.decide(
+            spend,
+            row.monthly_nusd,
+            thresholds_of(row),
+            recorded,
+            forecast=row.forecast,
+            projected_nusd=evaluate.forecast_nusd(spend, start, end, now),
+            elapsed=now - start,
+        )
+
+    if spend_nusd is not None and not decide(spend_nusd):
+        return [], 0
+    # Something to record: the spend again, per driver, so that the alert's figures add up to its total;
+    # the decision is taken again on it (calls may have landed since the first read).
     driver_kind = "feature" if scope.team is not None else "team"
     by_driver = spend_by(session, scope, row.basis, start, end, driver_kind)  # type: ignore[arg-type]
     spend = sum(by_driver.values())
     projected = evaluate.forecast_nusd(spend, start, end, now)
-    a = BudgetAlertRow
-    recorded = session.execute(
-        select(a.kind, a.threshold).where(a.budget_id == row.id, a.period_start == start)
-    ).all()
-    decisions = evaluate.decide(
-        spend,
-        row.monthly_nusd,
-        thresholds_of(row),
-        [(kind, Decimal(t)) for kind, t in recorded],
-        forecast=row.forecast,
-        projected_nusd=projected,
-        elapsed=now - start,
-    )
+    decisions = decide(spend)
     if not decisions:
         return [], 0
     drivers = sorted(by_driver.items(), key=lambda item: (-item[1], item[0]))[:TOP]

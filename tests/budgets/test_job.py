@@ -120,3 +120,33 @@ def test_forecast_alert_once_per_period(db_url):
     [delivery] = deliveries(engine)
     assert "forecast $101.99" in delivery.subject or "forecast $102" in delivery.subject, delivery.subject
     engine.dispose()
+
+
+def test_many_budgets_in_one_run_each_get_the_alerts_of_their_own_spend(db_url):
+    """One run reads every budget's spend at once: each budget still gets exactly its thresholds."""
+    engine = make_engine(db_url)
+    spend(engine, EARLY - timedelta(hours=2), 30 * USD, team="search", feature="autocomplete")
+    spend(engine, EARLY - timedelta(minutes=5), 25 * USD, team="search", feature="summary")
+    spend(engine, EARLY - timedelta(hours=3), 90 * USD, team="ads", feature="summary")
+    budgets = [
+        {"name": "search", "scope": {"team": "search"}, "monthly_usd": "100"},  # 55%
+        {"name": "search-auto", "scope": {"team": "search", "feature": "autocomplete"}, "monthly_usd": "50"},
+        {"name": "summary", "scope": {"feature": "summary"}, "monthly_usd": "100"},  # 115%
+        {"name": "ads", "scope": {"team": "ads"}, "monthly_usd": "1000"},  # 9%
+        {"name": "everything", "monthly_usd": "1000"},  # 14.5%
+        {"name": "gpu", "monthly_usd": "1", "basis": "gpu"},  # no GPU time recorded: 0%
+    ]
+    config = config_with(db_url, [{**b, "forecast": False, "channels": ["ops"]} for b in budgets])
+    run_job(engine, config, "rollups", now=EARLY - timedelta(minutes=1))  # part rolled up, part not
+    assert run_job(engine, config, "budgets", now=EARLY).alerts == 5
+    got = sorted((a.budget_name, a.threshold, a.notified) for a in alerts(engine))
+    assert got == [
+        ("search", Decimal("0.5"), True),
+        ("search-auto", Decimal("0.5"), True),  # 60%
+        ("summary", Decimal("0.5"), False),
+        ("summary", Decimal("0.8"), False),
+        ("summary", Decimal("1"), True),
+    ]
+    assert [a.spend_nusd for a in alerts(engine) if a.budget_name == "summary"] == [115 * USD] * 3
+    assert run_job(engine, config, "budgets", now=EARLY + timedelta(minutes=1)).alerts == 0
+    engine.dispose()
