@@ -103,9 +103,14 @@ def _other_sources(session: Session, wanted: int) -> list[AlertView]:
         .order_by(func.min(d.created_at).desc())
         .limit(wanted)
     ).all()
+    # One read of the deliveries per source, not one per event.
+    ids_of: dict[str, list[str]] = {}
+    for source, source_id, *_ in events:
+        ids_of.setdefault(source, []).append(source_id)
+    found = {source: _deliveries(session, source, ids) for source, ids in ids_of.items()}
     views = []
     for source, source_id, first_id, created_at, subject in events:
-        deliveries = _deliveries(session, source, [source_id]).get(source_id, [])
+        deliveries = found[source].get(source_id, [])
         views.append(
             AlertView(
                 id=int(first_id),
