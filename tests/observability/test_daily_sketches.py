@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +17,7 @@ from finops.observability.models import LatencyDailySketchRow, LatencySketchRow
 from finops.observability.queries import latency_percentiles
 from finops.observability.rollup import rebuild_daily_sketches
 from finops.observability.sketch import RELATIVE_ACCURACY, Sketch
-from tests.support.records import make_record
+from tests.observability.test_rollup import calls as rollup_calls
 
 # Calls over 50 hours from 22:00: a partial day, a whole day, a partial day.
 T0 = datetime(2026, 11, 27, 22, 0, tzinfo=UTC)
@@ -27,25 +26,7 @@ COLUMN = {"ttft": "ttft_ms", "itl": "itl_ms", "total": "latency_ms"}
 
 
 def calls(seed: int, n: int) -> list:
-    rng = random.Random(seed)
-    records = []
-    for _ in range(n):
-        streamed = rng.random() < 0.8
-        ttft = rng.lognormvariate(4, 1) if streamed else None
-        records.append(
-            make_record(
-                started_at=T0 + timedelta(seconds=rng.uniform(0, SPAN.total_seconds())),
-                model=rng.choice(["llama-8b", "qwen-1b"]),
-                feature=rng.choice(["chat", "search"]),
-                team=rng.choice(["a", "b"]),
-                backend=rng.choice(["gpu-a", "gpu-b"]),
-                streamed=streamed,
-                ttft_ms=ttft,
-                itl_ms=rng.uniform(5, 60) if streamed else None,
-                latency_ms=(ttft or 0) + rng.expovariate(1 / 500),
-            )
-        )
-    return records
+    return rollup_calls(seed, n, start=T0, span=SPAN, streamed_share=0.8)
 
 
 def exact(values: list[float], q: float) -> float:

@@ -26,16 +26,19 @@ def exact(values: list[float], q: float) -> float:
     return ordered[math.floor(q * (len(ordered) - 1))]
 
 
-def calls(seed: int, n: int) -> list:
+def calls(
+    seed: int, n: int, start: datetime = T0, span: timedelta = timedelta(hours=3), streamed_share: float = 0.7
+) -> list:
+    """``n`` answered calls in [start, start + span) over two models, features, teams and backends."""
     rng = random.Random(seed)
     records = []
     for _ in range(n):
         model = rng.choice(["llama-8b", "qwen-1b"])
-        streamed = rng.random() < 0.7
+        streamed = rng.random() < streamed_share
         ttft = rng.lognormvariate(4, 1) if streamed else None
         records.append(
             make_record(
-                started_at=T0 + timedelta(seconds=rng.uniform(0, 3 * 3600)),
+                started_at=start + timedelta(seconds=rng.uniform(0, span.total_seconds())),
                 model=model,
                 feature=rng.choice(["chat", "search"]),
                 team=rng.choice(["a", "b"]),
