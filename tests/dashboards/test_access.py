@@ -41,15 +41,19 @@ def outputs_of(dep: dict[str, Any]) -> Any:
     return dict(zip(("id", "property"), spec.rsplit(".", 1), strict=True))
 
 
-def call(client: httpx.Client, base: str, dep: dict[str, Any], values: dict[str, Any]) -> httpx.Response:
-    body = {
+def callback_body(dep: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The body the browser posts to /_dash-update-component for callback ``dep`` with input ``values``."""
+    return {
         "output": dep["output"],
         "outputs": outputs_of(dep),
         "inputs": [{**i, "value": values.get(i["id"])} for i in dep["inputs"]],
         "changedPropIds": [f"{i['id']}.{i['property']}" for i in dep["inputs"]],
         "state": [],
     }
-    return client.post(base + "/_dash-update-component", json=body)
+
+
+def call(client: httpx.Client, base: str, dep: dict[str, Any], values: dict[str, Any]) -> httpx.Response:
+    return client.post(base + "/_dash-update-component", json=callback_body(dep, values))
 
 
 def support_trace(db_url: str) -> str:

@@ -38,7 +38,7 @@ from finops.db import Base, make_engine, unit_of_work
 from finops.jobs.registry import run_job
 from finops.ledger.store import insert_records
 from finops.migrate import downgrade, upgrade
-from tests.dashboards.test_access import outputs_of
+from tests.dashboards.test_access import callback_body
 from tests.support.databases import fresh_sqlite
 from tests.support.records import make_record
 
@@ -173,14 +173,7 @@ def filter_options(client: flask.testing.FlaskClient, team_asked: str) -> dict[s
     deps = client.get("/_dash-dependencies").json
     assert isinstance(deps, list)
     dep = next(d for d in deps if "f-team.options" in d["output"])
-    values = {"f-period": "30d", "f-team": team_asked}
-    body = {
-        "output": dep["output"],
-        "outputs": outputs_of(dep),
-        "inputs": [{**i, "value": values.get(i["id"])} for i in dep["inputs"]],
-        "changedPropIds": [f"{i['id']}.{i['property']}" for i in dep["inputs"]],
-        "state": [],
-    }
+    body = callback_body(dep, {"f-period": "30d", "f-team": team_asked})
     reply = client.post("/_dash-update-component", json=body)
     assert reply.status_code == 200, reply.text[:300]
     response: dict[str, Any] = reply.json["response"]
