@@ -15,11 +15,12 @@ from sqlalchemy import Engine, select
 
 from finops.attribution.models import GpuLedgerRow
 from finops.cli import main
-from finops.config import AttributionConfig, BackendConfig, FinopsConfig
+from finops.config import FinopsConfig
 from finops.db import make_engine
 from finops.ledger.models import TokenLedgerRow
 from finops.ledger.record import UsageRecord
 from finops.ledger.store import insert_records
+from tests.support.configs import two_backend_config
 from tests.support.records import make_record
 from tests.worker.support import hour_of, snapshot
 
@@ -38,18 +39,7 @@ COLUMNS = (
 
 
 def config_for(db_url: str) -> FinopsConfig:
-    return FinopsConfig(
-        database_url=db_url,
-        backends=[
-            BackendConfig(
-                name="gpu-a", url="http://127.0.0.1:9", models=["llama-8b"], usd_per_gpu_hour="2.0"
-            ),
-            BackendConfig(
-                name="gpu-b", url="http://127.0.0.1:9", models=["qwen-1b"], gpus=2, usd_per_gpu_hour="3.7"
-            ),
-        ],
-        attribution=AttributionConfig(window_s=60, close_delay_s=0),
-    )
+    return two_backend_config(db_url)
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from sqlalchemy import Engine
 from finops.api.app import PREFIX, create_app
 from finops.api.tokens import create_token
 from finops.config import (
-    AttributionConfig,
-    BackendConfig,
     BudgetConfig,
     ChannelConfig,
     FinopsConfig,
@@ -28,6 +26,7 @@ from finops.jobs.registry import run_job
 from finops.keys.service import create_key
 from finops.ledger.record import UsageRecord
 from finops.ledger.store import insert_records
+from tests.support.configs import two_backend_config
 from tests.support.records import make_record
 
 # Secrets the config holds: none may ever show in an answer or a log line.
@@ -37,17 +36,8 @@ SMTP_PASSWORD = "smtp-password-7c1e"
 
 
 def api_config(db_url: str) -> FinopsConfig:
-    return FinopsConfig(
-        database_url=db_url,
-        backends=[
-            BackendConfig(
-                name="gpu-a", url="http://127.0.0.1:9", models=["llama-8b"], usd_per_gpu_hour="2.0"
-            ),
-            BackendConfig(
-                name="gpu-b", url="http://127.0.0.1:9", models=["qwen-1b"], gpus=2, usd_per_gpu_hour="3.7"
-            ),
-        ],
-        attribution=AttributionConfig(window_s=60, close_delay_s=0),
+    return two_backend_config(
+        db_url,
         traces=TracesConfig(quiet_s=0),
         channels={
             "ops-slack": ChannelConfig(type="slack", webhook_url=WEBHOOK_URL),

@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from finops.attribution.models import GpuLedgerRow
-from finops.config import AttributionConfig, BackendConfig, FinopsConfig
+from finops.config import FinopsConfig
 from finops.db import unit_of_work
 from finops.ledger.models import TokenLedgerRow
 from finops.ledger.record import UsageRecord
+from tests.support.configs import two_backend_config
 from tests.support.records import make_record
 
 # Two hours either side of midnight at the end of November: the month boundary splits them.
@@ -25,19 +26,7 @@ TEAMS = ("search", "ads", "=cmd")  # the third tries a spreadsheet formula
 
 
 def config_for(db_url: str, **extra: Any) -> FinopsConfig:
-    return FinopsConfig(
-        database_url=db_url,
-        backends=[
-            BackendConfig(
-                name="gpu-a", url="http://127.0.0.1:9", models=["llama-8b"], usd_per_gpu_hour="2.0"
-            ),
-            BackendConfig(
-                name="gpu-b", url="http://127.0.0.1:9", models=["qwen-1b"], gpus=2, usd_per_gpu_hour="3.7"
-            ),
-        ],
-        attribution=AttributionConfig(window_s=60, close_delay_s=0),
-        **extra,
-    )
+    return two_backend_config(db_url, **extra)
 
 
 def calls(
