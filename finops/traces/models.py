@@ -15,7 +15,27 @@ FACTOR = Numeric(24, 6)
 BREAKDOWN_PARTS = ("baseline", "context_expansion", "retries", "tool_steps", "safety", "retrieval", "other")
 
 
-class TraceCostRow(Base):
+class BreakdownColumns:
+    """The breakdown's parts (BREAKDOWN_PARTS) in tokens and in nano-USD, for one trace or summed over
+    traces: baseline + the rest = the total, exactly."""
+
+    baseline_tokens: Mapped[int] = mapped_column(BigInteger)
+    context_expansion_tokens: Mapped[int] = mapped_column(BigInteger)
+    retries_tokens: Mapped[int] = mapped_column(BigInteger)
+    tool_steps_tokens: Mapped[int] = mapped_column(BigInteger)
+    safety_tokens: Mapped[int] = mapped_column(BigInteger)
+    retrieval_tokens: Mapped[int] = mapped_column(BigInteger)
+    other_tokens: Mapped[int] = mapped_column(BigInteger)
+    baseline_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    context_expansion_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    retries_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    tool_steps_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    safety_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    retrieval_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+    other_cost_nusd: Mapped[int] = mapped_column(BigInteger)
+
+
+class TraceCostRow(BreakdownColumns, Base):
     __tablename__ = "trace_costs"
     __table_args__ = (
         Index("ix_trace_costs_feature_first_call_at", "feature", "first_call_at"),
@@ -41,20 +61,6 @@ class TraceCostRow(Base):
     amplification_tokens: Mapped[Decimal | None] = mapped_column(FACTOR)
     amplification_cost: Mapped[Decimal | None] = mapped_column(FACTOR)
     baseline_source: Mapped[str] = mapped_column(String(16))
-    baseline_tokens: Mapped[int] = mapped_column(BigInteger)
-    context_expansion_tokens: Mapped[int] = mapped_column(BigInteger)
-    retries_tokens: Mapped[int] = mapped_column(BigInteger)
-    tool_steps_tokens: Mapped[int] = mapped_column(BigInteger)
-    safety_tokens: Mapped[int] = mapped_column(BigInteger)
-    retrieval_tokens: Mapped[int] = mapped_column(BigInteger)
-    other_tokens: Mapped[int] = mapped_column(BigInteger)
-    baseline_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    context_expansion_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    retries_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    tool_steps_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    safety_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    retrieval_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    other_cost_nusd: Mapped[int] = mapped_column(BigInteger)
     closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -67,7 +73,7 @@ class TracePendingRow(Base):
     last_call_ended_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class TraceRollupRow(Base):
+class TraceRollupRow(BreakdownColumns, Base):
     """Closed traces per hour of their first call (UTC), team, feature and factor bin: what the
     Amplification page sums, so that its reads grow with hours and features, not with traces.
 
@@ -87,17 +93,3 @@ class TraceRollupRow(Base):
     retries: Mapped[int] = mapped_column(BigInteger)
     total_tokens: Mapped[int] = mapped_column(BigInteger)
     total_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    baseline_tokens: Mapped[int] = mapped_column(BigInteger)
-    context_expansion_tokens: Mapped[int] = mapped_column(BigInteger)
-    retries_tokens: Mapped[int] = mapped_column(BigInteger)
-    tool_steps_tokens: Mapped[int] = mapped_column(BigInteger)
-    safety_tokens: Mapped[int] = mapped_column(BigInteger)
-    retrieval_tokens: Mapped[int] = mapped_column(BigInteger)
-    other_tokens: Mapped[int] = mapped_column(BigInteger)
-    baseline_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    context_expansion_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    retries_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    tool_steps_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    safety_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    retrieval_cost_nusd: Mapped[int] = mapped_column(BigInteger)
-    other_cost_nusd: Mapped[int] = mapped_column(BigInteger)
