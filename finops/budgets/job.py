@@ -22,9 +22,9 @@ from finops.budgets import evaluate
 from finops.budgets.message import AlertFacts, Amplification, Driver, dashboard_link, headline, render
 from finops.budgets.models import BudgetRow
 from finops.budgets.periods import month_bounds
-from finops.budgets.queries import scope_key
+from finops.budgets.queries import scope_key, spend_of_budgets
 from finops.budgets.service import channels_of, list_budgets, scope_of, sync_config_budgets, thresholds_of
-from finops.budgets.spend import IDLE_GROUP, spend_by, spend_of_scopes
+from finops.budgets.spend import IDLE_GROUP, spend_by
 from finops.budgets.sql import insert_ignore
 from finops.config import FinopsConfig
 
@@ -55,32 +55,20 @@ def run_budgets(session: Session, config: FinopsConfig, now: datetime | None = N
     alerts = deliveries = 0
     alert_ids: list[int] = []
     budgets = list_budgets(session)
-    start, _end = month_bounds(now, config.timezone)
+    start, end = month_bounds(now, config.timezone)
     # Most runs record nothing: the spend of every budget (one grouped read per basis) and the alerts
     # already recorded this period (one read) settle that without a query per budget.
-    spend = _spend_of(session, budgets, now, config)
+    spend = spend_of_budgets(session, budgets, start, end)
     recorded = _recorded_alerts(session, start)
-    for row in budgets:
+    for row, spend_nusd in zip(budgets, spend, strict=True):
         new_ids, sent = evaluate_budget(
-            session, config, row, now, spend_nusd=spend[row.id], recorded=recorded.get(row.id, [])
+            session, config, row, now, spend_nusd=spend_nusd, recorded=recorded.get(row.id, [])
         )
         alert_ids += new_ids
         alerts += len(new_ids)
         deliveries += sent
     swept = outbox.sweep(session, now)
     return BudgetsResult(len(budgets), alerts, deliveries, len(swept), alert_ids)
-
-
-def _spend_of(
-    session: Session, budgets: list[BudgetRow], now: datetime, config: FinopsConfig
-) -> dict[int, int]:
-    start, end = month_bounds(now, config.timezone)
-    spend: dict[int, int] = {}
-    for basis in sorted({row.basis for row in budgets}):
-        mine = [row for row in budgets if row.basis == basis]
-        totals = spend_of_scopes(session, [scope_key(row) for row in mine], basis, start, end)
-        spend.update({row.id: total for row, total in zip(mine, totals, strict=True)})
-    return spend
 
 
 Recorded = list[tuple[str, Decimal]]

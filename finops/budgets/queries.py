@@ -55,12 +55,20 @@ def statuses_of(
 ) -> list[BudgetStatus]:
     """The standing of each budget in ``rows``; the spend of all budgets of one basis is read at once."""
     start, end = month_bounds(now, config.timezone)
+    spend = spend_of_budgets(session, rows, start, end)
+    return [_status(row, total, start, end, now) for row, total in zip(rows, spend, strict=True)]
+
+
+def spend_of_budgets(
+    session: Session, rows: Sequence[BudgetRow], start: datetime, end: datetime
+) -> list[int]:
+    """Each budget's spend in [start, end), in the order of ``rows``: one grouped read per basis."""
     spend: dict[int, int] = {}
     for basis in sorted({row.basis for row in rows}):
         mine = [row for row in rows if row.basis == basis]
         totals = spend_of_scopes(session, [scope_key(row) for row in mine], basis, start, end)
         spend.update({id(row): total for row, total in zip(mine, totals, strict=True)})
-    return [_status(row, spend[id(row)], start, end, now) for row in rows]
+    return [spend[id(row)] for row in rows]
 
 
 def _status(row: BudgetRow, spend: int, start: datetime, end: datetime, now: datetime) -> BudgetStatus:
